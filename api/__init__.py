@@ -1,0 +1,96 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+from flask import Flask
+
+from api import articles, categories, health, users
+from api.auth import SECURITY_SCHEME
+from api.errors import NewsfeedApi, register_error_handlers
+from api.extensions import EXTENSION, Services
+from config import Settings
+from feed.cursor import CursorCodec
+from feed.ingest import Corpus
+from feed.model_keeper import ModelKeeper
+from feed.service import FeedService
+from recommender.ranker import TfidfRanker
+
+API_VERSION = "1.0.0"
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    settings = Settings.from_env(overrides=overrides)
+    app = Flask(__name__)
+    init_config(app, settings)
+    init_services(app, settings)
+    register_api(app)
+    register_error_handlers(app)
+    return app
+
+
+def init_config(app: Flask, settings: Settings) -> None:
+    if not settings.redis_url:
+        raise RuntimeError(
+            "NEWSFEED_REDIS_URL is not set (`newsfeed serve` starts an embedded Redis for you)"
+        )
+    if not (settings.jwt_secret or settings.jwt_public_key):
+        raise RuntimeError("set NEWSFEED_JWT_SECRET (or NEWSFEED_JWT_PUBLIC_KEY) to verify tokens")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        API_TITLE="newsfeed",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    )
+    logging.getLogger("feed").setLevel(settings.log_level.upper())
+
+
+def init_services(app: Flask, settings: Settings) -> None:
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_socket_timeout,
+        socket_connect_timeout=settings.redis_connect_timeout,
+        health_check_interval=30,
+    )
+    keeper = ModelKeeper(
+        client,
+        live_window_days=settings.live_window_days,
+        poll_seconds=settings.model_poll_seconds,
+        auto_reindex=settings.auto_reindex,
+    )
+    feed = FeedService(
+        client,
+        keeper,
+        TfidfRanker(half_life_hours=settings.freshness_half_life_hours),
+        CursorCodec(settings.jwt_secret or settings.jwt_public_key),
+        feed_size=settings.feed_size,
+        feed_ttl=settings.feed_ttl_seconds,
+        cursor_ttl=settings.cursor_ttl_seconds,
+    )
+    app.extensions[EXTENSION] = Services(settings, client, keeper, Corpus(client, keeper), feed)
+
+
+def register_api(app: Flask) -> None:
+    api = NewsfeedApi(
+        app,
+        spec_kwargs={
+            "info": {
+                "description": (
+                    "Personalized news feed: follow categories, get a ranked, cached, paged feed. "
+                    'Every error is `{"error": {"status", "code", "message", "details"?}}`.'
+                )
+            }
+        },
+    )
+    api.spec.components.security_scheme("bearerAuth", SECURITY_SCHEME)
+    for blueprint in (categories.blp, articles.blp, users.blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(health.blp)

@@ -1,0 +1,143 @@
+"""One JSON error shape for every failure, built in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from flask import Flask, current_app, jsonify
+from flask.typing import ResponseReturnValue
+from flask_smorest import Api
+from marshmallow import Schema, fields
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from feed.exceptions import FeedError, InvalidCursor, InvalidId, NotFound, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 2  # how soon a client should retry when Redis or the model is not ready
+
+STATUS_FOR: list[tuple[type[FeedError], int]] = [
+    (InvalidId, 400),
+    (InvalidCursor, 400),
+    (NotFound, 404),
+    (ServiceUnavailable, 503),
+]
+CODE_FOR_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ErrorBodySchema(Schema):
+    status = fields.Integer(required=True, metadata={"description": "HTTP status code"})
+    code = fields.String(required=True, metadata={"description": "Stable machine-readable code"})
+    message = fields.String(required=True, metadata={"description": "What went wrong, for humans"})
+    details = fields.Dict(metadata={"description": "Field errors or the offending values"})
+
+
+class ErrorSchema(Schema):
+    """Every error response: ``{"error": {"status", "code", "message", "details"?}}``."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> ResponseReturnValue:
+    body: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if details:
+        body["details"] = details
+    response = jsonify(error=body)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+class NewsfeedApi(Api):
+    """flask-smorest's Api with our error shape for HTTP errors and validation failures."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException) -> ResponseReturnValue:
+        status = error.code or 500
+        if isinstance(error, InternalServerError):
+            return _internal(error.original_exception or error)
+        data = getattr(error, "data", None) or {}
+        messages = data.get("errors") or data.get("messages")
+        if messages:
+            return error_response(
+                status,
+                CODE_FOR_STATUS.get(status, "error"),
+                _summarise(messages),
+                {"fields": messages},
+                data.get("headers"),
+            )
+        message = data.get("message") or error.description or error.name
+        return error_response(
+            status, CODE_FOR_STATUS.get(status, "error"), message, headers=data.get("headers")
+        )
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(FeedError, _domain_error)
+    app.register_error_handler(redis.ConnectionError, _redis_down)
+    app.register_error_handler(redis.TimeoutError, _redis_down)
+
+
+def _domain_error(error: FeedError) -> ResponseReturnValue:
+    status = next((s for cls, s in STATUS_FOR if isinstance(error, cls)), 400)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    return error_response(status, error.code, error.message, error.details or None, headers)
+
+
+def _redis_down(error: redis.RedisError) -> ResponseReturnValue:
+    log.warning("redis unavailable: %s", error)
+    return error_response(
+        503,
+        "unavailable",
+        "storage is unreachable; retry shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _internal(error: BaseException) -> ResponseReturnValue:
+    log.error("unhandled error", exc_info=error)
+    message = repr(error) if current_app.debug else "internal error; it has been logged"
+    return error_response(500, "internal_error", message)
+
+
+def _summarise(messages: Any, limit: int = 5) -> str:
+    """`json.articles.3.url: Not a valid URL.` for the first few field errors."""
+    flat: list[str] = []
+
+    def walk(node: Any, path: list[str]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, [*path, str(key)])
+        elif isinstance(node, list) and all(isinstance(m, str) for m in node):
+            flat.append(f"{'.'.join(path)}: {' '.join(node)}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, [*path, str(index)])
+        else:
+            flat.append(f"{'.'.join(path)}: {node}")
+
+    walk(messages, [])
+    more = f" (and {len(flat) - limit} more)" if len(flat) > limit else ""
+    return "; ".join(flat[:limit]) + more if flat else "invalid request"

@@ -1,0 +1,29 @@
+"""The clients and services built once per app, and the one accessor views use to reach them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+
+from config import Settings
+from feed.ingest import Corpus
+from feed.model_keeper import ModelKeeper
+from feed.service import FeedService
+
+EXTENSION = "newsfeed"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: redis.Redis
+    keeper: ModelKeeper
+    corpus: Corpus
+    feed: FeedService
+
+
+def services() -> Services:
+    found: Services = current_app.extensions[EXTENSION]
+    return found

@@ -1,0 +1,191 @@
+"""Wire schemas: what clients send and receive (the OpenAPI document is generated from these)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, utils, validate
+
+from feed.articles import Article, Rejection
+from feed.ids import ID_PATTERN, ID_RULE, SLUG_PATTERN, SLUG_RULE
+from feed.ingest import MAX_BATCH
+
+MAX_FOLLOWED = 200  # categories one user may follow; bounds the subscription set
+MAX_CATEGORIES_PER_ARTICLE = 10
+FUTURE_TOLERANCE = timedelta(hours=1)  # clock skew between the CMS and us
+NO_CONTROL_CHARS = validate.Regexp(
+    r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters"
+)
+
+
+class StrictSchema(Schema):
+    """Unknown fields are an error: a typo in a field name must not be silently dropped."""
+
+    class Meta:
+        unknown = RAISE
+
+
+def ident(**kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Regexp(ID_PATTERN, error=f"must be {ID_RULE}"), **kwargs)
+
+
+def slug(**kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validate.Regexp(SLUG_PATTERN, error=f"must be {SLUG_RULE}"), **kwargs
+    )
+
+
+class CategorySchema(StrictSchema):
+    slug = slug(dump_only=True)
+    name = fields.String(dump_only=True)
+    article_count = fields.Integer(dump_only=True)
+
+
+class CategoryListSchema(StrictSchema):
+    categories = fields.List(fields.Nested(CategorySchema), dump_only=True)
+
+
+class CategoryPutSchema(StrictSchema):
+    name = fields.String(
+        required=True,
+        validate=[validate.Length(1, 100), NO_CONTROL_CHARS],
+        metadata={"example": "Israel-Hamas War"},
+    )
+
+
+class ArticleInSchema(StrictSchema):
+    id = ident(required=True)
+    url = fields.Url(required=True, schemes={"http", "https"}, validate=validate.Length(max=2048))
+    title = fields.String(required=True, validate=validate.Length(1, 500))
+    summary = fields.String(required=True, validate=validate.Length(0, 5000))
+    body = fields.String(load_default="", validate=validate.Length(max=100_000))
+    categories = fields.List(
+        slug(), required=True, validate=validate.Length(1, MAX_CATEGORIES_PER_ARTICLE)
+    )
+    published_at = fields.AwareDateTime(
+        required=True,
+        format="iso",
+        default_timezone=UTC,
+        metadata={"description": "ISO 8601; without an offset it is taken as UTC"},
+    )
+    source = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+    @post_load
+    def make_article(self, data: dict[str, Any], **_: Any) -> Article:
+        published = data["published_at"].astimezone(UTC)
+        if published > datetime.now(UTC) + FUTURE_TOLERANCE:
+            raise ValidationError("must not be in the future", "published_at")
+        return Article(
+            id=data["id"],
+            url=data["url"],
+            title=data["title"],
+            summary=data["summary"],
+            categories=tuple(dict.fromkeys(data["categories"])),
+            published_at=published,
+            source=data["source"],
+            body=data["body"],
+        )
+
+
+class ItemError:
+    def __init__(self, index: int, item: Any, messages: Any) -> None:
+        self.index = index
+        self.id = (
+            item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
+        )
+        self.messages = messages
+
+
+class PerItemList(fields.List):
+    """A list whose items are validated one by one: a bad item is reported, not fatal."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[Any]:
+        if not utils.is_collection(value):
+            raise self.make_error("invalid")
+        loaded: list[Any] = []
+        for index, item in enumerate(value):
+            try:
+                loaded.append(self.inner.deserialize(item, **kwargs))
+            except ValidationError as error:
+                loaded.append(ItemError(index, item, error.messages))
+        return loaded
+
+
+class ArticleBatchSchema(StrictSchema):
+    articles = PerItemList(
+        fields.Nested(ArticleInSchema), required=True, validate=validate.Length(1, MAX_BATCH)
+    )
+
+
+def split_batch(items: list[Any]) -> tuple[list[tuple[int, Article]], list[Rejection]]:
+    """Valid articles with their request index, and a rejection for each invalid one."""
+    accepted = [(i, item) for i, item in enumerate(items) if isinstance(item, Article)]
+    rejected = [
+        Rejection(item.id, "invalid", _flat(item.messages), item.index)
+        for item in items
+        if isinstance(item, ItemError)
+    ]
+    return accepted, rejected
+
+
+def _flat(messages: Any) -> str:
+    if isinstance(messages, dict):
+        return "; ".join(f"{k}: {_flat(v)}" for k, v in messages.items())
+    if isinstance(messages, list):
+        return " ".join(_flat(m) for m in messages)
+    return str(messages)
+
+
+class RejectionSchema(StrictSchema):
+    index = fields.Integer(metadata={"description": "position in the request's list"})
+    id = fields.String(allow_none=True)
+    reason = fields.String(metadata={"description": "invalid, duplicate_id or duplicate_url"})
+    message = fields.String()
+    duplicate_of = fields.String(allow_none=True)
+
+
+class UpsertResultSchema(StrictSchema):
+    created = fields.List(fields.String())
+    updated = fields.List(fields.String())
+    rejected = fields.List(fields.Nested(RejectionSchema))
+
+
+class ArticleOutSchema(StrictSchema):
+    id = fields.String()
+    url = fields.String()
+    title = fields.String()
+    summary = fields.String()
+    body = fields.String()
+    categories = fields.List(fields.String())
+    published_at = fields.DateTime(format="iso")
+    source = fields.String(allow_none=True)
+
+
+class SubscriptionsSchema(StrictSchema):
+    categories = fields.List(slug(), required=True, validate=validate.Length(max=MAX_FOLLOWED))
+
+
+class FeedQuerySchema(StrictSchema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+    cursor = fields.String(
+        validate=validate.Length(1, 400),
+        metadata={"description": "next_cursor from the previous page, unchanged"},
+    )
+
+
+class FeedItemSchema(StrictSchema):
+    id = fields.String()
+    title = fields.String()
+    url = fields.String()
+    summary = fields.String()
+    categories = fields.List(fields.String())
+    published_at = fields.String(metadata={"description": "ISO 8601, UTC"})
+    source = fields.String(allow_none=True)
+    score = fields.Float()
+    reason = fields.String(metadata={"example": "Because you follow Syria"})
+
+
+class FeedSchema(StrictSchema):
+    items = fields.List(fields.Nested(FeedItemSchema))
+    next_cursor = fields.String(allow_none=True)

@@ -1,0 +1,83 @@
+"""/v1/users/{user_id}/...: a reader's follows and their ranked feed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import BEARER, self_only
+from api.extensions import services
+from api.schemas import FeedQuerySchema, FeedSchema, SubscriptionsSchema
+from feed import subscriptions
+from feed.ids import check_slug
+
+blp = Blueprint(
+    "users", __name__, url_prefix="/v1/users/<user_id>", description="Follows and feeds"
+)
+
+
+@blp.route("/categories")
+class Follows(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, SubscriptionsSchema)
+    @self_only
+    def get(self, user_id: str) -> dict[str, list[str]]:
+        """The categories this user follows"""
+        return {"categories": subscriptions.get(services().redis, user_id)}
+
+    @blp.doc(security=BEARER)
+    @blp.arguments(SubscriptionsSchema)
+    @blp.response(200, SubscriptionsSchema)
+    @self_only
+    def put(self, body: dict[str, list[str]], user_id: str) -> dict[str, list[str]]:
+        """Replace the followed set (404 naming any unknown category)"""
+        return {"categories": subscriptions.replace(services().redis, user_id, body["categories"])}
+
+
+@blp.route("/categories/<slug>")
+class Follow(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, SubscriptionsSchema)
+    @self_only
+    def put(self, user_id: str, slug: str) -> dict[str, list[str]]:
+        """Follow one category (idempotent)"""
+        r = services().redis
+        subscriptions.follow(r, user_id, check_slug(slug))
+        return {"categories": subscriptions.get(r, user_id)}
+
+    @blp.doc(security=BEARER)
+    @blp.response(200, SubscriptionsSchema)
+    @self_only
+    def delete(self, user_id: str, slug: str) -> dict[str, list[str]]:
+        """Unfollow one category (idempotent)"""
+        r = services().redis
+        subscriptions.unfollow(r, user_id, check_slug(slug))
+        return {"categories": subscriptions.get(r, user_id)}
+
+
+@blp.route("/feed")
+class Feed(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(FeedQuerySchema, location="query")
+    @blp.response(
+        200,
+        FeedSchema,
+        headers={"X-Feed-Cache": {"description": "hit or miss", "schema": {"type": "string"}}},
+    )
+    @self_only
+    def get(self, query: dict[str, Any], user_id: str) -> Response:
+        """This user's ranked feed, one page; follow next_cursor for the next"""
+        page = services().feed.page(user_id, query["limit"], query.get("cursor"))
+        # Rendered directly: the items are already plain JSON, and this is the hot path.
+        body = json.dumps(
+            {"items": page.items, "next_cursor": page.next_cursor}, separators=(",", ":")
+        )
+        return Response(
+            body,
+            mimetype="application/json",
+            headers={"X-Feed-Cache": "hit" if page.cache_hit else "miss"},
+        )

@@ -1,0 +1,83 @@
+"""Settings with defaults, read from ``NEWSFEED_*`` environment variables in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+ENV_PREFIX = "NEWSFEED_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the service; the README's configuration table mirrors this class."""
+
+    # Empty means "embedded default": `newsfeed serve` starts a private redis-server under var/.
+    redis_url: str = ""
+    redis_socket_timeout: float = 2.0
+    redis_connect_timeout: float = 2.0
+    data_dir: str = "var"
+
+    jwt_secret: str = ""
+    # A PEM public key switches verification to asymmetric algorithms (RS256/ES256).
+    jwt_public_key: str = ""
+    jwt_algorithms: tuple[str, ...] = ("HS256",)
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    token_ttl_seconds: int = 24 * 3600
+
+    # Ranking: the live window bounds the corpus the model is fitted on.
+    live_window_days: float = 30.0
+    freshness_half_life_hours: float = 24.0
+    feed_size: int = 300
+
+    # Cache: a user's ranked list lives this long; retired lists stay readable for open cursors.
+    feed_ttl_seconds: int = 15 * 60
+    cursor_ttl_seconds: int = 60 * 60
+
+    # Model upkeep: each process polls Redis for a newer model and for corpus changes to fit.
+    model_poll_seconds: float = 1.0
+    auto_reindex: bool = True
+
+    max_request_bytes: int = 10 * 1024 * 1024
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    threads: int = 4
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> Settings:
+        """Defaults, then ``NEWSFEED_*`` variables, then explicit overrides (tests)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f.name, raw, getattr(cls(), f.name))
+        settings = cls(**values)
+        return replace(settings, **dict(overrides or {}))
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if raw.strip().lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.strip().lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError as exc:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}: cannot parse {raw!r}") from exc

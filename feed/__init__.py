@@ -1,0 +1,1 @@
+"""The domain: articles, categories, subscriptions, the feed cache and the shared model."""

@@ -1,0 +1,148 @@
+"""Each user's ranked feed in Redis: a compact list keyed by the versions it was built from."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+from redis.client import Pipeline
+
+# Every key of one user shares the {u:<id>} hash tag, so a feed request stays in one slot.
+FEED_KEY = "nf:{u:%s}:feed"  # list: header JSON, then "id\tscore\treason" entries
+RETIRED_KEY = "nf:{u:%s}:feed:%s"  # a replaced list, kept so open cursors keep paging it
+LOCK_KEY = "nf:{u:%s}:feed:lock"  # single-flight: one build per user at a time
+
+BUILD_LOCK_MS = 10_000  # longer than any build; a crashed builder's lock lapses
+HEADER_INDEX = 0
+
+# Replace the current list, retiring the old one under its build id for cursor holders.
+_STORE = """
+local old = redis.call('LINDEX', KEYS[1], 0)
+if old and KEYS[2] ~= KEYS[1] then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+else
+  redis.call('DEL', KEYS[1])
+end
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Header:
+    build_id: str
+    corpus: int
+    model: int
+    subs: int
+    built_at: float
+
+    def encode(self) -> str:
+        return json.dumps([self.build_id, self.corpus, self.model, self.subs, self.built_at])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Header:
+        build_id, corpus, model, subs, built_at = json.loads(raw)
+        return cls(build_id, corpus, model, subs, built_at)
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    score: float
+    reason: str  # category names carry no tabs: the catalog refuses control characters
+
+    def encode(self) -> str:
+        return f"{self.id}\t{self.score:.6g}\t{self.reason}"
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Entry:
+        article_id, score, reason = raw.decode().split("\t")
+        return cls(article_id, float(score), reason)
+
+
+def new_build_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def queue_first_page(pipe: Pipeline, user_id: str, count: int) -> None:
+    """Queue the header and the first ``count`` entries (one reply: a list)."""
+    pipe.lrange(FEED_KEY % user_id, 0, count)
+
+
+def split_first_page(raw: list[bytes]) -> tuple[Header | None, list[Entry]]:
+    if not raw:
+        return None, []
+    return Header.decode(raw[0]), [Entry.decode(e) for e in raw[1:]]
+
+
+def read_page(
+    r: redis.Redis, user_id: str, build_id: str, offset: int, count: int
+) -> list[Entry] | None:
+    """Entries ``offset..offset+count`` of the list built as ``build_id``; None once expired."""
+    start, stop = offset + 1, offset + count
+    pipe = r.pipeline(transaction=False)
+    for key in (FEED_KEY % user_id, RETIRED_KEY % (user_id, build_id)):
+        pipe.lindex(key, HEADER_INDEX)
+        pipe.lrange(key, start, stop)
+    current_header, current, retired_header, retired = pipe.execute()
+    for header, entries in ((current_header, current), (retired_header, retired)):
+        if header is not None and Header.decode(header).build_id == build_id:
+            return [Entry.decode(e) for e in entries]
+    return None
+
+
+def store(
+    r: redis.Redis,
+    user_id: str,
+    header: Header,
+    entries: Sequence[Entry],
+    previous: Header | None,
+    *,
+    ttl: int,
+    retired_ttl: int,
+) -> None:
+    retired = RETIRED_KEY % (user_id, previous.build_id) if previous else FEED_KEY % user_id
+    r.eval(
+        _STORE,
+        2,
+        FEED_KEY % user_id,
+        retired,
+        ttl,
+        retired_ttl,
+        header.encode(),
+        *(e.encode() for e in entries),
+    )
+
+
+def acquire_build(r: redis.Redis, user_id: str) -> str | None:
+    token = uuid.uuid4().hex
+    return token if r.set(LOCK_KEY % user_id, token, nx=True, px=BUILD_LOCK_MS) else None
+
+
+def release_build(r: redis.Redis, user_id: str, token: str) -> None:
+    r.eval(_RELEASE, 1, LOCK_KEY % user_id, token)
+
+
+def wait_for_build(
+    r: redis.Redis, user_id: str, wanted: tuple[int, int, int], count: int, timeout: float
+) -> tuple[Header, list[Entry]] | None:
+    """Poll until another request's build for these versions lands, or give up."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while time.monotonic() < deadline:
+        header, entries = split_first_page(r.lrange(FEED_KEY % user_id, 0, count))
+        if header is not None and (header.corpus, header.model, header.subs) == wanted:
+            return header, entries
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return None

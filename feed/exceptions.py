@@ -1,0 +1,49 @@
+"""Domain errors, one flat family; the API maps each to a status code and a JSON body."""
+
+from __future__ import annotations
+
+
+class FeedError(Exception):
+    """Base class: every error a client can cause, with a stable machine-readable code."""
+
+    code = "feed_error"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidId(FeedError):
+    code = "invalid_id"
+
+
+class NotFound(FeedError):
+    code = "not_found"
+
+
+class ArticleNotFound(NotFound):
+    code = "article_not_found"
+
+
+class CategoryNotFound(NotFound):
+    code = "category_not_found"
+
+    def __init__(self, slugs: list[str]) -> None:
+        names = ", ".join(repr(s) for s in slugs)
+        noun = "category" if len(slugs) == 1 else "categories"
+        super().__init__(f"unknown {noun}: {names}", categories=slugs)
+
+
+class InvalidCursor(FeedError):
+    code = "invalid_cursor"
+
+
+class StaleCursor(InvalidCursor):
+    code = "stale_cursor"
+
+
+class ServiceUnavailable(FeedError):
+    """The service cannot answer yet (no model fitted, Redis unreachable); retry later."""
+
+    code = "unavailable"

@@ -1,0 +1,138 @@
+"""Keeps this process's copy of the shared model current, and refits it when the corpus moves."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+import redis
+
+from feed import model_store, versions
+from feed.exceptions import ServiceUnavailable
+from feed.model_store import ModelMeta
+from feed.reindex import reindex
+from recommender.model import CorpusModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    meta: ModelMeta
+    model: CorpusModel
+
+
+class ModelKeeper:
+    """One per process; a daemon thread loads newer models and fits when the corpus is ahead.
+
+    Requests never wait for a fit: they rank with the newest published model, which is
+    loaded (a few MB) on the first miss that sees its version, if the thread has not already.
+    """
+
+    def __init__(
+        self, r: redis.Redis, *, live_window_days: float, poll_seconds: float, auto_reindex: bool
+    ) -> None:
+        self._redis = r
+        self._window = live_window_days
+        self._poll = poll_seconds
+        self._auto_reindex = auto_reindex
+        self._loaded: LoadedModel | None = None
+        self._load_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self._loaded
+
+    def model_for(self, version: int) -> LoadedModel:
+        """The model with this version (normally the one already in memory)."""
+        self.start()
+        current = self._loaded
+        if current is not None and current.meta.version == version:
+            return current
+        if version == 0:
+            self.poke()
+            raise ServiceUnavailable("no model has been fitted yet; retry in a few seconds")
+        with self._load_lock:
+            current = self._loaded
+            if current is None or current.meta.version != version:
+                current = self._load(version) or current
+        if current is None:
+            raise ServiceUnavailable("the current model is not readable yet; retry shortly")
+        return current
+
+    def poke(self) -> None:
+        """Ask the thread to look now (after this process changed the corpus)."""
+        self.start()
+        self._wake.set()
+
+    def start(self) -> None:
+        # A fork (gunicorn worker) inherits the object but not the thread: start one per pid.
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        with self._load_lock:
+            if self._pid == os.getpid() and self._thread is not None:
+                return
+            self._pid = os.getpid()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="model-keeper", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=30)
+        self._thread = None
+
+    def tick(self) -> None:
+        """One round of upkeep: load a newer model, fit one if the corpus is ahead of it."""
+        current = versions.read(self._redis)
+        loaded = self._loaded
+        if current.model and (loaded is None or loaded.meta.version != current.model):
+            with self._load_lock:
+                self._load(current.model)
+            loaded = self._loaded
+        behind = (
+            loaded is None
+            or current.model == 0
+            or (
+                loaded.meta.version == current.model and loaded.meta.corpus_version < current.corpus
+            )
+        )
+        if self._auto_reindex and behind:
+            self.refit()
+
+    def refit(self) -> bool:
+        """Fit and publish a model unless another process is already doing it."""
+        with model_store.reindex_lock(self._redis) as won:
+            if not won:
+                return False
+            result = reindex(self._redis, live_window_days=self._window)
+            self._loaded = LoadedModel(result.meta, result.model)
+            return True
+
+    def _load(self, version: int) -> LoadedModel | None:
+        found = model_store.load(self._redis, version)
+        if found is None:
+            return None
+        meta, artifact = found
+        self._loaded = LoadedModel(meta, CorpusModel.from_bytes(artifact))
+        log.info("loaded model %s (%s articles)", meta.version, meta.articles)
+        return self._loaded
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except redis.RedisError as exc:
+                log.warning("model upkeep skipped: %s", exc)
+            except Exception:  # keep the thread alive; the next round retries
+                log.exception("model upkeep failed")
+            self._wake.wait(self._poll)
+            self._wake.clear()

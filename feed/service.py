@@ -1,0 +1,171 @@
+"""The feed orchestrator: serve a user's page from cache, or build, store and serve it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from feed import articles, cache, categories, subscriptions, versions
+from feed.cache import Entry, Header
+from feed.cursor import Cursor, CursorCodec
+from feed.exceptions import StaleCursor
+from feed.model_keeper import ModelKeeper
+from recommender.ranker import Ranked, Ranker, RankRequest
+
+log = logging.getLogger(__name__)
+
+# Entries read beyond the page size, so articles deleted after the build can be skipped
+# without a second round trip.
+PAGE_SLACK = 10
+# How long a request waits for a concurrent request's build of the same feed before
+# building one itself (uncached).
+BUILD_WAIT_SECONDS = 5.0
+# A model fitted from a snapshot still holds articles deleted shortly before the snapshot
+# was read; this margin covers the read itself.
+DELETE_MARGIN_SECONDS = 60.0
+
+REASONS = {
+    "follow": "Because you follow {}",
+    "related": "Related to {}, which you follow",
+    "latest": "Latest in {}",
+}
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+    cache_hit: bool
+    build_id: str
+
+
+class FeedService:
+    def __init__(
+        self,
+        r: redis.Redis,
+        keeper: ModelKeeper,
+        ranker: Ranker,
+        codec: CursorCodec,
+        *,
+        feed_size: int,
+        feed_ttl: int,
+        cursor_ttl: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = r
+        self._keeper = keeper
+        self._ranker = ranker
+        self._codec = codec
+        self._feed_size = feed_size
+        self._feed_ttl = feed_ttl
+        self._cursor_ttl = cursor_ttl
+        self._clock = clock
+        self.builds = 0  # feeds computed by this process, for metrics and the bench report
+
+    def page(self, user_id: str, limit: int, cursor: str | None = None) -> FeedPage:
+        if cursor is not None:
+            return self._next_page(user_id, limit, self._codec.decode(user_id, cursor))
+        pipe = self._redis.pipeline(transaction=False)
+        versions.queue_read(pipe)
+        subscriptions.queue_version(pipe, user_id)
+        cache.queue_first_page(pipe, user_id, limit + PAGE_SLACK)
+        raw_versions, raw_subs, raw_page = pipe.execute()
+        current = versions.parse(raw_versions)
+        wanted = (current.corpus, current.model, int(raw_subs or 0))
+        header, entries = cache.split_first_page(raw_page)
+        hit = header is not None and (header.corpus, header.model, header.subs) == wanted
+        if not hit:
+            header, entries, hit = self._rebuild(user_id, wanted, header, limit + PAGE_SLACK)
+        assert header is not None
+        return self._render(user_id, header.build_id, 0, entries, limit, hit)
+
+    def _next_page(self, user_id: str, limit: int, cursor: Cursor) -> FeedPage:
+        entries = cache.read_page(
+            self._redis, user_id, cursor.build_id, cursor.offset, limit + PAGE_SLACK
+        )
+        if entries is None:
+            raise StaleCursor("this cursor's feed has expired; start again from the first page")
+        return self._render(user_id, cursor.build_id, cursor.offset, entries, limit, True)
+
+    def _rebuild(
+        self, user_id: str, wanted: tuple[int, int, int], previous: Header | None, count: int
+    ) -> tuple[Header, list[Entry], bool]:
+        token = cache.acquire_build(self._redis, user_id)
+        if token is None:
+            waited = cache.wait_for_build(self._redis, user_id, wanted, count, BUILD_WAIT_SECONDS)
+            if waited is not None:
+                return waited[0], waited[1], True
+            log.warning(
+                "feed build for %s did not land in %ss; building", user_id, BUILD_WAIT_SECONDS
+            )
+        try:
+            header, entries = self._build(user_id, wanted, previous, store=token is not None)
+        finally:
+            if token is not None:
+                cache.release_build(self._redis, user_id, token)
+        return header, entries[:count], False
+
+    def _build(
+        self, user_id: str, wanted: tuple[int, int, int], previous: Header | None, store: bool
+    ) -> tuple[Header, list[Entry]]:
+        corpus, model_version, subs = wanted
+        loaded = self._keeper.model_for(model_version)
+        followed = subscriptions.get(self._redis, user_id)
+        exclude = articles.deleted_since(
+            self._redis, loaded.meta.snapshot_at - DELETE_MARGIN_SECONDS
+        )
+        now = self._clock()
+        ranked = self._ranker.rank(
+            loaded.model, RankRequest(tuple(followed), now, self._feed_size, frozenset(exclude))
+        )
+        names = categories.names(self._redis)
+        entries = [Entry(r.id, r.score, _reason(r, names)) for r in ranked]
+        header = Header(cache.new_build_id(), corpus, loaded.meta.version, subs, now)
+        self.builds += 1
+        # Only a build from the current model may be cached: a newer one is already published.
+        if store and loaded.meta.version == model_version:
+            cache.store(
+                self._redis,
+                user_id,
+                header,
+                entries,
+                previous,
+                ttl=self._feed_ttl,
+                retired_ttl=self._cursor_ttl,
+            )
+        return header, entries
+
+    def _render(
+        self,
+        user_id: str,
+        build_id: str,
+        offset: int,
+        entries: list[Entry],
+        limit: int,
+        hit: bool,
+    ) -> FeedPage:
+        cards = articles.cards(self._redis, [e.id for e in entries])
+        items: list[dict[str, Any]] = []
+        consumed = 0
+        for entry, card in zip(entries, cards, strict=True):
+            if len(items) == limit:
+                break
+            consumed += 1
+            if card is None:  # deleted since the list was built
+                continue
+            card["score"] = round(entry.score, 6)
+            card["reason"] = entry.reason
+            items.append(card)
+        next_cursor = None
+        if consumed < len(entries):
+            next_cursor = self._codec.encode(user_id, Cursor(build_id, offset + consumed))
+        return FeedPage(items, next_cursor, hit, build_id)
+
+
+def _reason(ranked: Ranked, names: dict[str, str]) -> str:
+    return REASONS[ranked.reason].format(names.get(ranked.category, ranked.category))

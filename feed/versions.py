@@ -1,0 +1,41 @@
+"""The two global counters every cached feed is keyed on: corpus version and current model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from redis.client import Pipeline
+
+# Any article or category write bumps the corpus version, so cached feeds built before it miss.
+CORPUS_VERSION_KEY = "nf:corpus:version"
+# The model version every worker should rank with; set only after its artifact is fully stored.
+MODEL_CURRENT_KEY = "nf:model:current"
+
+
+@dataclass(frozen=True)
+class Versions:
+    corpus: int
+    model: int
+
+
+def bump_corpus(pipe: Pipeline) -> None:
+    pipe.incr(CORPUS_VERSION_KEY)
+
+
+def set_current_model(pipe: Pipeline, version: int) -> None:
+    pipe.set(MODEL_CURRENT_KEY, version)
+
+
+def queue_read(pipe: Pipeline) -> None:
+    """Queue the read on a pipeline shared with other reads; decode with :func:`parse`."""
+    pipe.mget(CORPUS_VERSION_KEY, MODEL_CURRENT_KEY)
+
+
+def parse(raw: list[bytes | None]) -> Versions:
+    corpus, model = raw
+    return Versions(corpus=int(corpus or 0), model=int(model or 0))
+
+
+def read(r: redis.Redis) -> Versions:
+    return parse(r.mget(CORPUS_VERSION_KEY, MODEL_CURRENT_KEY))

@@ -1,0 +1,102 @@
+"""The fitted TF-IDF corpus model: article-to-category similarities, shipped as one artifact."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sklearn
+from numpy.typing import NDArray
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+# Bounds the vocabulary (and so model size and fit time) on large corpora.
+MAX_FEATURES = 2**17
+ARTIFACT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Doc:
+    id: str
+    text: str
+    categories: tuple[str, ...]
+    published: float  # epoch seconds
+
+
+@dataclass
+class CorpusModel:
+    """What ranking needs, precomputed at fit time so a cold feed is a few vector operations.
+
+    ``sims[i, c]`` is the cosine between article ``i`` and the centroid of category ``c``;
+    ``gram`` holds the centroids' pairwise dot products, so the norm of any sum of centroids
+    (a user profile) is known without touching the vocabulary.
+    """
+
+    ids: NDArray[np.str_]
+    published: NDArray[np.float64]
+    slugs: list[str]
+    members: NDArray[np.bool_]  # (n_articles, n_categories)
+    sims: NDArray[np.float32]  # (n_articles, n_categories)
+    gram: NDArray[np.float64]  # (n_categories, n_categories)
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+    def category_index(self, slugs: Sequence[str]) -> list[int]:
+        position = {s: i for i, s in enumerate(self.slugs)}
+        return [position[s] for s in slugs if s in position]
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        pickle.dump((ARTIFACT_FORMAT, sklearn.__version__, self), buffer, protocol=5)
+        return buffer.getvalue()
+
+    @staticmethod
+    def from_bytes(blob: bytes) -> CorpusModel:
+        # The artifact is written by our own reindex into our own Redis, so it is trusted.
+        fmt, sk_version, model = pickle.loads(blob)  # noqa: S301
+        if fmt != ARTIFACT_FORMAT or sk_version != sklearn.__version__:
+            raise ValueError(f"model artifact format {fmt}/{sk_version} does not match this build")
+        assert isinstance(model, CorpusModel)
+        return model
+
+
+def fit(docs: Sequence[Doc]) -> CorpusModel:
+    slugs = sorted({slug for doc in docs for slug in doc.categories})
+    n, k = len(docs), len(slugs)
+    members = np.zeros((n, k), dtype=np.bool_)
+    column = {slug: j for j, slug in enumerate(slugs)}
+    for i, doc in enumerate(docs):
+        for slug in doc.categories:
+            members[i, column[slug]] = True
+    ids = np.array([d.id for d in docs], dtype=np.str_)
+    published = np.array([d.published for d in docs], dtype=np.float64)
+    if n == 0:
+        return CorpusModel(
+            ids, published, slugs, members, np.zeros((0, 0), np.float32), np.zeros((0, 0))
+        )
+
+    vectorizer = TfidfVectorizer(
+        max_features=MAX_FEATURES,
+        sublinear_tf=True,
+        stop_words="english",
+        min_df=1,
+        max_df=0.9 if n >= 20 else 1.0,
+        dtype=np.float32,
+    )
+    try:
+        matrix = vectorizer.fit_transform([d.text for d in docs])
+    except ValueError:  # every document is empty or stop words only
+        return CorpusModel(ids, published, slugs, members, np.zeros((n, k), np.float32), np.eye(k))
+    # Category centroids: the mean of member vectors, normalised so categories weigh equally.
+    membership = members.astype(np.float32)
+    counts = np.maximum(membership.sum(axis=0), 1.0)
+    centroids = np.asarray((matrix.T @ membership).T) / counts[:, None]
+    centroids = normalize(centroids)
+    sims = np.asarray(matrix @ centroids.T, dtype=np.float32)
+    gram = centroids @ centroids.T
+    return CorpusModel(ids, published, slugs, members, sims, gram.astype(np.float64))
