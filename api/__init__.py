@@ -21,6 +21,7 @@ from feed.service import FeedService
 from recommender.ranker import TfidfRanker
 
 API_VERSION = "1.0.0"
+MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -40,6 +41,8 @@ def init_config(app: Flask, settings: Settings) -> None:
         )
     if not (settings.jwt_secret or settings.jwt_public_key):
         raise RuntimeError("set NEWSFEED_JWT_SECRET (or NEWSFEED_JWT_PUBLIC_KEY) to verify tokens")
+    if settings.jwt_secret and len(settings.jwt_secret.encode()) < MIN_SECRET_BYTES:
+        raise RuntimeError(f"NEWSFEED_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         API_TITLE="newsfeed",

@@ -17,10 +17,10 @@ blp = Blueprint("articles", __name__, url_prefix="/v1/articles", description="Ar
 
 @blp.route("")
 class ArticleBatch(MethodView):
+    @admin_only
     @blp.doc(security=BEARER)
     @blp.arguments(ArticleBatchSchema)
     @blp.response(200, UpsertResultSchema)
-    @admin_only
     def post(self, batch: dict[str, Any]) -> UpsertResult:
         """Upsert up to 1,000 articles keyed by id; per-article outcome (admin)
 
@@ -37,9 +37,9 @@ class ArticleItem(MethodView):
         """Read one article, body included (public)"""
         return services().corpus.get(article_id)
 
+    @admin_only
     @blp.doc(security=BEARER)
     @blp.response(204)
-    @admin_only
     def delete(self, article_id: str) -> None:
         """Delete an article; it leaves every feed at once (admin)"""
         services().corpus.delete(article_id)

@@ -25,11 +25,11 @@ class CategoryList(MethodView):
 
 @blp.route("/<slug>")
 class CategoryItem(MethodView):
+    @admin_only
     @blp.doc(security=BEARER)
     @blp.arguments(CategoryPutSchema)
     @blp.response(200, CategorySchema)
     @blp.alt_response(201, schema=CategorySchema, description="Created")
-    @admin_only
     def put(self, body: dict[str, str], slug: str) -> tuple[categories.Category, int]:
         """Create or rename a category (admin)"""
         category, created = categories.put(services().redis, slug, body["name"])

@@ -22,17 +22,17 @@ blp = Blueprint(
 
 @blp.route("/categories")
 class Follows(MethodView):
+    @self_only
     @blp.doc(security=BEARER)
     @blp.response(200, SubscriptionsSchema)
-    @self_only
     def get(self, user_id: str) -> dict[str, list[str]]:
         """The categories this user follows"""
         return {"categories": subscriptions.get(services().redis, user_id)}
 
+    @self_only
     @blp.doc(security=BEARER)
     @blp.arguments(SubscriptionsSchema)
     @blp.response(200, SubscriptionsSchema)
-    @self_only
     def put(self, body: dict[str, list[str]], user_id: str) -> dict[str, list[str]]:
         """Replace the followed set (404 naming any unknown category)"""
         return {"categories": subscriptions.replace(services().redis, user_id, body["categories"])}
@@ -40,18 +40,18 @@ class Follows(MethodView):
 
 @blp.route("/categories/<slug>")
 class Follow(MethodView):
+    @self_only
     @blp.doc(security=BEARER)
     @blp.response(200, SubscriptionsSchema)
-    @self_only
     def put(self, user_id: str, slug: str) -> dict[str, list[str]]:
         """Follow one category (idempotent)"""
         r = services().redis
         subscriptions.follow(r, user_id, check_slug(slug))
         return {"categories": subscriptions.get(r, user_id)}
 
+    @self_only
     @blp.doc(security=BEARER)
     @blp.response(200, SubscriptionsSchema)
-    @self_only
     def delete(self, user_id: str, slug: str) -> dict[str, list[str]]:
         """Unfollow one category (idempotent)"""
         r = services().redis
@@ -61,6 +61,7 @@ class Follow(MethodView):
 
 @blp.route("/feed")
 class Feed(MethodView):
+    @self_only
     @blp.doc(security=BEARER)
     @blp.arguments(FeedQuerySchema, location="query")
     @blp.response(
@@ -68,7 +69,6 @@ class Feed(MethodView):
         FeedSchema,
         headers={"X-Feed-Cache": {"description": "hit or miss", "schema": {"type": "string"}}},
     )
-    @self_only
     def get(self, query: dict[str, Any], user_id: str) -> Response:
         """This user's ranked feed, one page; follow next_cursor for the next"""
         page = services().feed.page(user_id, query["limit"], query.get("cursor"))
