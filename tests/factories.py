@@ -57,3 +57,29 @@ def wait_for_model(client: FlaskClient, timeout: float = 20.0) -> dict[str, Any]
         if time.monotonic() > deadline:
             raise AssertionError(f"model did not catch up with the corpus: {body}")
         time.sleep(0.02)
+
+
+def demo_corpus(client: FlaskClient, admin: dict[str, str], count: int = 600,
+                **kwargs: Any) -> list[dict[str, Any]]:
+    """Ingest a generated corpus (feed.demo) and wait for its model; returns the articles."""
+    from feed.demo import generate_articles
+
+    articles = generate_articles(count, **kwargs)
+    ingest(client, admin, articles)
+    return articles
+
+
+def whole_feed(
+    client: FlaskClient, user_id: str, headers: dict[str, str], limit: int = 25
+) -> list[dict[str, Any]]:
+    """Every item of a user's feed, following next_cursor to the end."""
+    items: list[dict[str, Any]] = []
+    url = f"/v1/users/{user_id}/feed?limit={limit}"
+    while True:
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200, response.json
+        items.extend(response.json["items"])
+        cursor = response.json["next_cursor"]
+        if cursor is None:
+            return items
+        url = f"/v1/users/{user_id}/feed?limit={limit}&cursor={cursor}"
