@@ -25,6 +25,7 @@ def readyz() -> Any:
         svc.redis.mget(versions.CORPUS_VERSION_KEY, versions.MODEL_CURRENT_KEY)
     )
     if current.model == 0:
+        svc.keeper.poke()  # a corpus without a model (fresh start, restored data): fit one
         return error_response(
             503, "unavailable", "no model has been fitted yet", headers={"Retry-After": "2"}
         )
