@@ -59,8 +59,9 @@ def wait_for_model(client: FlaskClient, timeout: float = 20.0) -> dict[str, Any]
         time.sleep(0.02)
 
 
-def demo_corpus(client: FlaskClient, admin: dict[str, str], count: int = 600,
-                **kwargs: Any) -> list[dict[str, Any]]:
+def demo_corpus(
+    client: FlaskClient, admin: dict[str, str], count: int = 600, **kwargs: Any
+) -> list[dict[str, Any]]:
     """Ingest a generated corpus (feed.demo) and wait for its model; returns the articles."""
     from feed.demo import generate_articles
 

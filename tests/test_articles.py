@@ -11,8 +11,11 @@ def post(client, tokens, articles):
 
 def test_upsert_creates_then_updates_by_id(client, tokens):
     first = article(id="story-1", title="Original headline")
-    assert post(client, tokens, [first]).json == {"created": ["story-1"], "updated": [],
-                                                  "rejected": []}
+    assert post(client, tokens, [first]).json == {
+        "created": ["story-1"],
+        "updated": [],
+        "rejected": [],
+    }
     changed = {**first, "title": "Corrected headline"}
     assert post(client, tokens, [changed]).json["updated"] == ["story-1"]
     assert client.get("/v1/articles/story-1").json["title"] == "Corrected headline"
@@ -23,10 +26,15 @@ def test_same_canonical_url_under_a_new_id_is_reported_not_stored(client, tokens
     copy = article(id="copy", url="HTTPS://News.Example.com/a/b/?utm_source=x#top")
     result = post(client, tokens, [copy]).json
     assert result["created"] == []
-    assert result["rejected"] == [{
-        "index": 0, "id": "copy", "reason": "duplicate_url", "duplicate_of": "orig",
-        "message": "this url is already stored as article 'orig'",
-    }]
+    assert result["rejected"] == [
+        {
+            "index": 0,
+            "id": "copy",
+            "reason": "duplicate_url",
+            "duplicate_of": "orig",
+            "message": "this url is already stored as article 'orig'",
+        }
+    ]
     assert client.get("/v1/articles/copy").status_code == 404
 
 
@@ -45,9 +53,11 @@ def test_bad_articles_are_rejected_one_by_one_and_the_rest_stored(client, tokens
 
 
 def test_categories_named_by_articles_are_created_with_counts(client, tokens):
-    ingest(client, tokens.admin(), [
-        article(categories=["middle-east", "syria"]), article(categories=["syria"])
-    ])
+    ingest(
+        client,
+        tokens.admin(),
+        [article(categories=["middle-east", "syria"]), article(categories=["syria"])],
+    )
     catalog = {c["slug"]: c for c in client.get("/v1/categories").json["categories"]}
     assert catalog["syria"] == {"slug": "syria", "name": "Syria", "article_count": 2}
     assert catalog["middle-east"]["name"] == "Middle East"
@@ -58,8 +68,9 @@ def test_moving_an_article_between_categories_moves_its_count(client, tokens):
     story = article(id="mover", categories=["tech"])
     post(client, tokens, [story])
     post(client, tokens, [{**story, "categories": ["business"]}])
-    counts = {c["slug"]: c["article_count"]
-              for c in client.get("/v1/categories").json["categories"]}
+    counts = {
+        c["slug"]: c["article_count"] for c in client.get("/v1/categories").json["categories"]
+    }
     assert counts == {"tech": 0, "business": 1}
 
 

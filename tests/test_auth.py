@@ -36,12 +36,14 @@ BAD_CREDENTIALS = {
     "not bearer": {"Authorization": "Basic YWxpY2U6cHc="},
     "empty bearer": {"Authorization": "Bearer "},
     "garbage": {"Authorization": "Bearer not.a.jwt"},
-    "wrong secret": bearer({"sub": "alice", "exp": future()}, key="another-secret-entirely-and-long-enough-too"),
+    "wrong secret": bearer({"sub": "alice", "exp": future()}, key="x" * 40),
     "expired": bearer({"sub": "alice", "exp": int(time.time()) - 10}),
     "no exp": bearer({"sub": "alice"}),
     "no sub": bearer({"exp": future()}),
-    "alg none": {"Authorization": "Bearer " + jwt.encode(
-        {"sub": "alice", "exp": future()}, None, algorithm="none")},
+    "alg none": {
+        "Authorization": "Bearer "
+        + jwt.encode({"sub": "alice", "exp": future()}, None, algorithm="none")
+    },
 }
 
 

@@ -33,22 +33,63 @@ def seeded(client, tokens):
 USER_CASES = [
     # (method, path, body or raw, expected status, code, words in the message)
     ("put", "/v1/users/alice/categories", "{not json", 400, "bad_request", ["Invalid JSON"]),
-    ("put", "/v1/users/alice/categories", {"categories": "tech"}, 422, "validation_error",
-     ["categories"]),
-    ("put", "/v1/users/alice/categories", {"categories": [1, 2]}, 422, "validation_error",
-     ["categories.0"]),
-    ("put", "/v1/users/alice/categories", {"categories": ["tech"], "extra": 1}, 422,
-     "validation_error", ["extra: Unknown field"]),
-    ("put", "/v1/users/alice/categories", {}, 422, "validation_error",
-     ["Missing data for required field"]),
-    ("put", "/v1/users/alice/categories", {"categories": ["Not A Slug"]}, 422,
-     "validation_error", ["categories.0"]),
-    ("put", "/v1/users/alice/categories", {"categories": [f"c{i}" for i in range(201)]}, 422,
-     "validation_error", ["categories"]),
-    ("put", "/v1/users/alice/categories", {"categories": ["tech", "atlantis"]}, 404,
-     "category_not_found", ["atlantis"]),
-    ("put", "/v1/users/alice/categories/atlantis", None, 404, "category_not_found",
-     ["atlantis"]),
+    (
+        "put",
+        "/v1/users/alice/categories",
+        {"categories": "tech"},
+        422,
+        "validation_error",
+        ["categories"],
+    ),
+    (
+        "put",
+        "/v1/users/alice/categories",
+        {"categories": [1, 2]},
+        422,
+        "validation_error",
+        ["categories.0"],
+    ),
+    (
+        "put",
+        "/v1/users/alice/categories",
+        {"categories": ["tech"], "extra": 1},
+        422,
+        "validation_error",
+        ["extra: Unknown field"],
+    ),
+    (
+        "put",
+        "/v1/users/alice/categories",
+        {},
+        422,
+        "validation_error",
+        ["Missing data for required field"],
+    ),
+    (
+        "put",
+        "/v1/users/alice/categories",
+        {"categories": ["Not A Slug"]},
+        422,
+        "validation_error",
+        ["categories.0"],
+    ),
+    (
+        "put",
+        "/v1/users/alice/categories",
+        {"categories": [f"c{i}" for i in range(201)]},
+        422,
+        "validation_error",
+        ["categories"],
+    ),
+    (
+        "put",
+        "/v1/users/alice/categories",
+        {"categories": ["tech", "atlantis"]},
+        404,
+        "category_not_found",
+        ["atlantis"],
+    ),
+    ("put", "/v1/users/alice/categories/atlantis", None, 404, "category_not_found", ["atlantis"]),
     ("put", "/v1/users/alice/categories/BAD_SLUG", None, 400, "invalid_id", ["slug"]),
     ("get", "/v1/users/alice/feed?limit=0", None, 422, "validation_error", ["limit"]),
     ("get", "/v1/users/alice/feed?limit=101", None, 422, "validation_error", ["limit"]),
@@ -62,12 +103,12 @@ USER_CASES = [
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "code", "mentions"), USER_CASES)
-def test_user_routes_reject_bad_input(client, seeded, method, path, body, status, code,
-                                      mentions):
+def test_user_routes_reject_bad_input(client, seeded, method, path, body, status, code, mentions):
     headers = seeded.user("alice")
     if isinstance(body, str):
-        response = getattr(client, method)(path, data=body, headers=headers,
-                                           content_type="application/json")
+        response = getattr(client, method)(
+            path, data=body, headers=headers, content_type="application/json"
+        )
     else:
         response = getattr(client, method)(path, json=body, headers=headers)
     assert_error(response, status, code, mentions)
@@ -110,8 +151,7 @@ ARTICLE_CASES = {
 @pytest.mark.parametrize(("bad", "field"), ARTICLE_CASES.values(), ids=ARTICLE_CASES.keys())
 def test_a_bad_article_is_rejected_alone_with_its_reason(client, seeded, bad, field):
     good = article(id="ok-neighbour")
-    response = client.post("/v1/articles", json={"articles": [good, bad]},
-                           headers=seeded.admin())
+    response = client.post("/v1/articles", json={"articles": [good, bad]}, headers=seeded.admin())
     assert response.status_code == 200
     assert response.json["created"] == ["ok-neighbour"]
     (rejection,) = response.json["rejected"]
@@ -120,7 +160,7 @@ def test_a_bad_article_is_rejected_alone_with_its_reason(client, seeded, bad, fi
 
 
 BATCH_CASES = [
-    ("{\"articles\": [", 400, "bad_request"),
+    ('{"articles": [', 400, "bad_request"),
     (json.dumps({"articles": "nope"}), 422, "validation_error"),
     (json.dumps({"articles": []}), 422, "validation_error"),
     (json.dumps({"articles": [article()], "dry_run": True}), 422, "validation_error"),
@@ -129,11 +169,13 @@ BATCH_CASES = [
 
 
 @pytest.mark.parametrize(("raw", "status", "code"), BATCH_CASES)
-def test_a_bad_batch_is_refused_whole_and_writes_nothing(client, seeded, services, raw, status,
-                                                         code):
+def test_a_bad_batch_is_refused_whole_and_writes_nothing(
+    client, seeded, services, raw, status, code
+):
     version = services.redis.get("nf:corpus:version")
-    response = client.post("/v1/articles", data=raw, content_type="application/json",
-                           headers=seeded.admin())
+    response = client.post(
+        "/v1/articles", data=raw, content_type="application/json", headers=seeded.admin()
+    )
     assert_error(response, status, code)
     assert services.redis.get("nf:corpus:version") == version
 
@@ -147,14 +189,16 @@ def test_more_than_1000_articles_is_refused_whole(client, seeded, services):
 
 def test_an_oversize_body_is_413(client, seeded):
     huge = "x" * (11 * 1024 * 1024)
-    response = client.post("/v1/articles", data=huge, content_type="application/json",
-                           headers=seeded.admin())
+    response = client.post(
+        "/v1/articles", data=huge, content_type="application/json", headers=seeded.admin()
+    )
     assert_error(response, 413, "payload_too_large")
 
 
 def test_a_form_body_is_not_mistaken_for_json(client, seeded):
-    response = client.put("/v1/users/alice/categories", data={"categories": "tech"},
-                          headers=seeded.user("alice"))
+    response = client.put(
+        "/v1/users/alice/categories", data={"categories": "tech"}, headers=seeded.user("alice")
+    )
     assert response.status_code in (415, 422)
     assert response.json["error"]["status"] == response.status_code
 
@@ -162,16 +206,18 @@ def test_a_form_body_is_not_mistaken_for_json(client, seeded):
 @pytest.mark.parametrize("article_id", ["a b", "x{y}", "a" * 129])
 def test_bad_article_ids_in_the_path_are_400(client, seeded, article_id):
     assert_error(client.get(f"/v1/articles/{article_id}"), 400, "invalid_id")
-    assert_error(client.delete(f"/v1/articles/{article_id}", headers=seeded.admin()), 400,
-                 "invalid_id")
+    assert_error(
+        client.delete(f"/v1/articles/{article_id}", headers=seeded.admin()), 400, "invalid_id"
+    )
 
 
 def test_unknown_article_is_404(client):
     assert_error(client.get("/v1/articles/nope"), 404, "article_not_found", ["nope"])
 
 
-@pytest.mark.parametrize("body", [{}, {"name": ""}, {"name": "a\tb"}, {"name": "x" * 101},
-                                  {"name": "ok", "icon": "x"}])
+@pytest.mark.parametrize(
+    "body", [{}, {"name": ""}, {"name": "a\tb"}, {"name": "x" * 101}, {"name": "ok", "icon": "x"}]
+)
 def test_bad_category_bodies_are_422(client, tokens, body):
     response = client.put("/v1/categories/gaza", json=body, headers=tokens.admin())
     assert_error(response, 422, "validation_error")

@@ -10,8 +10,9 @@ from tests.factories import demo_corpus, whole_feed
 
 
 def follow(client, headers, user, *slugs):
-    response = client.put(f"/v1/users/{user}/categories", json={"categories": list(slugs)},
-                          headers=headers)
+    response = client.put(
+        f"/v1/users/{user}/categories", json={"categories": list(slugs)}, headers=headers
+    )
     assert response.status_code == 200
 
 
@@ -32,8 +33,17 @@ def test_feed_items_carry_the_contract_fields(client, tokens):
     alice = tokens.user("alice")
     follow(client, alice, "alice", "syria")
     item = client.get("/v1/users/alice/feed?limit=1", headers=alice).json["items"][0]
-    assert set(item) >= {"id", "title", "url", "summary", "categories", "published_at",
-                         "source", "score", "reason"}
+    assert set(item) >= {
+        "id",
+        "title",
+        "url",
+        "summary",
+        "categories",
+        "published_at",
+        "source",
+        "score",
+        "reason",
+    }
     assert item["published_at"].endswith("Z")
     assert item["reason"] == "Because you follow Syria"
 
@@ -49,10 +59,16 @@ def test_followed_categories_are_or_ed(client, tokens):
     assert {"syria", "tech"} <= {c for i in first_page for c in i["categories"]}
 
 
-@pytest.mark.parametrize("follows", [
-    ("syria",), ("tech", "business"), ("middle-east", "israel-hamas-war"), ("climate",),
-    ("sports", "health", "culture"),
-])
+@pytest.mark.parametrize(
+    "follows",
+    [
+        ("syria",),
+        ("tech", "business"),
+        ("middle-east", "israel-hamas-war"),
+        ("climate",),
+        ("sports", "health", "culture"),
+    ],
+)
 @pytest.mark.parametrize("limit", [20, 100])
 def test_at_least_90_percent_of_the_first_page_is_from_followed_categories(
     client, tokens, follows, limit
@@ -97,8 +113,9 @@ def test_first_visit_misses_then_every_page_hits(client, tokens):
     again = client.get("/v1/users/alice/feed?limit=5", headers=alice)
     assert again.headers["X-Feed-Cache"] == "hit"
     assert again.json == first.json
-    page2 = client.get(f"/v1/users/alice/feed?limit=5&cursor={first.json['next_cursor']}",
-                       headers=alice)
+    page2 = client.get(
+        f"/v1/users/alice/feed?limit=5&cursor={first.json['next_cursor']}", headers=alice
+    )
     assert page2.headers["X-Feed-Cache"] == "hit"
     assert not {i["id"] for i in page2.json["items"]} & {i["id"] for i in first.json["items"]}
 

@@ -61,9 +61,13 @@ def test_another_users_change_keeps_this_cache(client, tokens, alice):
 
 
 def test_an_added_article_invalidates_and_appears(client, tokens, alice):
-    fresh = article(id="breaking", categories=["syria"], age_hours=0,
-                    title="Syria ceasefire talks resume in Damascus",
-                    summary="Syrian officials and opposition envoys met in Damascus.")
+    fresh = article(
+        id="breaking",
+        categories=["syria"],
+        age_hours=0,
+        title="Syria ceasefire talks resume in Damascus",
+        summary="Syrian officials and opposition envoys met in Damascus.",
+    )
     ingest(client, tokens.admin(), [fresh])
     response = feed(client, alice)
     assert response.headers["X-Feed-Cache"] == "miss"
@@ -91,8 +95,9 @@ def test_a_deleted_article_leaves_the_feed_at_once(client, tokens, services, ali
     assert doomed not in [i["id"] for i in response.json["items"]]
     assert len(response.json["items"]) == 10
     # A page from a cursor issued before the delete does not show it either.
-    page = client.get(f"/v1/users/alice/feed?limit=10&cursor={first['next_cursor']}",
-                      headers=alice).json["items"]
+    page = client.get(
+        f"/v1/users/alice/feed?limit=10&cursor={first['next_cursor']}", headers=alice
+    ).json["items"]
     assert doomed not in [i["id"] for i in page]
 
 
@@ -120,8 +125,13 @@ def test_concurrent_misses_for_one_user_compute_the_feed_once(app, client, servi
         own = app.test_client()
         start.wait()
         response = own.get("/v1/users/alice/feed?limit=20", headers=alice)
-        results.append((response.status_code, response.headers["X-Feed-Cache"],
-                        [i["id"] for i in response.json["items"]]))
+        results.append(
+            (
+                response.status_code,
+                response.headers["X-Feed-Cache"],
+                [i["id"] for i in response.json["items"]],
+            )
+        )
 
     threads = [threading.Thread(target=read) for _ in range(12)]
     for thread in threads:

@@ -13,8 +13,9 @@ from tests.factories import article, demo_corpus, ingest
 def alice(client, tokens):
     demo_corpus(client, tokens.admin(), 300)
     headers = tokens.user("alice")
-    client.put("/v1/users/alice/categories", json={"categories": ["tech", "business"]},
-               headers=headers)
+    client.put(
+        "/v1/users/alice/categories", json={"categories": ["tech", "business"]}, headers=headers
+    )
     return headers
 
 
@@ -27,10 +28,14 @@ def test_page_two_continues_page_one_while_articles_arrive(client, tokens, alice
     first = page(client, alice).json
     second = page(client, alice, first["next_cursor"]).json
     # Fresh, highly relevant articles arrive and the model is refitted between the pages.
-    ingest(client, tokens.admin(), [
-        article(categories=["tech"], age_hours=0, title=f"Chipmakers unveil AI processor {n}")
-        for n in range(15)
-    ])
+    ingest(
+        client,
+        tokens.admin(),
+        [
+            article(categories=["tech"], age_hours=0, title=f"Chipmakers unveil AI processor {n}")
+            for n in range(15)
+        ],
+    )
     assert page(client, alice).headers["X-Feed-Cache"] == "miss"  # page one has moved on
     again = page(client, alice, first["next_cursor"]).json
     assert again == second
@@ -44,9 +49,17 @@ def test_a_cursor_is_opaque(client, alice):
     assert "alice" not in cursor and "{" not in cursor
 
 
-@pytest.mark.parametrize("forged", [
-    "x", "not-a-cursor", "AAAAAAAAAAAAAAAAAAAAAAAAAAAA", "%00%01", "a" * 401, "😀",
-])
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "x",
+        "not-a-cursor",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "%00%01",
+        "a" * 401,
+        "😀",
+    ],
+)
 def test_a_forged_cursor_is_a_400(client, alice, forged):
     response = page(client, alice, forged)
     assert response.status_code in (400, 422)

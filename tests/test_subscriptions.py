@@ -18,9 +18,7 @@ def test_follow_is_idempotent(client, tokens, catalog):
         response = client.put("/v1/users/alice/categories/syria", headers=alice)
         assert response.status_code == 200
         assert response.json == {"categories": ["syria"]}
-    assert client.get("/v1/users/alice/categories", headers=alice).json == {
-        "categories": ["syria"]
-    }
+    assert client.get("/v1/users/alice/categories", headers=alice).json == {"categories": ["syria"]}
 
 
 def test_unfollow_is_idempotent(client, tokens, catalog):
@@ -37,7 +35,8 @@ def test_replace_sets_exactly_the_given_categories(client, tokens, catalog):
     alice = tokens.user("alice")
     client.put("/v1/users/alice/categories/syria", headers=alice)
     response = client.put(
-        "/v1/users/alice/categories", json={"categories": ["tech", "business", "tech"]},
+        "/v1/users/alice/categories",
+        json={"categories": ["tech", "business", "tech"]},
         headers=alice,
     )
     assert response.status_code == 200
@@ -68,11 +67,10 @@ def test_replace_with_unknown_categories_names_them_all_and_changes_nothing(
     alice = tokens.user("alice")
     client.put("/v1/users/alice/categories/syria", headers=alice)
     response = client.put(
-        "/v1/users/alice/categories", json={"categories": ["tech", "atlantis", "mu"]},
+        "/v1/users/alice/categories",
+        json={"categories": ["tech", "atlantis", "mu"]},
         headers=alice,
     )
     assert response.status_code == 404
     assert response.json["error"]["details"] == {"categories": ["atlantis", "mu"]}
-    assert client.get("/v1/users/alice/categories", headers=alice).json == {
-        "categories": ["syria"]
-    }
+    assert client.get("/v1/users/alice/categories", headers=alice).json == {"categories": ["syria"]}

@@ -1,0 +1,136 @@
+"""The `newsfeed` command: the embedded default, ingest, reindex and token."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import jwt
+import pytest
+from click.testing import CliRunner
+
+from api.cli import cli
+from feed.demo import write_jsonl
+from tests.conftest import TEST_SECRET
+from tests.factories import article
+
+NEWSFEED = str(Path(sys.executable).parent / "newsfeed")
+
+
+@pytest.fixture
+def env(redis_server, redis_client, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEWSFEED_REDIS_URL", redis_server.url)
+    monkeypatch.setenv("NEWSFEED_JWT_SECRET", TEST_SECRET)
+    monkeypatch.setenv("NEWSFEED_DATA_DIR", str(tmp_path / "var"))
+    return tmp_path
+
+
+def test_token_prints_a_token_for_the_user(env):
+    result = CliRunner().invoke(cli, ["token", "--user", "alice", "--admin"])
+    assert result.exit_code == 0, result.output
+    claims = jwt.decode(result.output.strip(), TEST_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "alice" and claims["admin"] is True
+
+
+def test_token_refuses_a_bad_user_id(env):
+    result = CliRunner().invoke(cli, ["token", "--user", "not ok"])
+    assert result.exit_code != 0
+
+
+def test_ingest_reads_json_lines_reports_rejects_and_reindexes(env, redis_client):
+    path = env / "articles.jsonl"
+    good = [article(categories=["tech"]) for _ in range(3)]
+    write_jsonl(path, [*good, {**article(), "published_at": "never"}])
+    with path.open("a") as handle:
+        handle.write("{broken json\n")
+    result = CliRunner().invoke(cli, ["ingest", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "created 3, updated 0, rejected 2" in result.output
+    assert "line 4" in result.output and "line 5" in result.output
+    assert re.search(r"model \d+: 3 articles", result.output)
+    assert redis_client.zcard("nf:articles:by_time") == 3
+
+
+def test_reindex_publishes_a_model(env, redis_client):
+    result = CliRunner().invoke(cli, ["reindex"])
+    assert result.exit_code == 0, result.output
+    assert redis_client.get("nf:model:current") is not None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get_json(url: str, token: str | None = None) -> dict:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {process.stdout.read()}")
+        try:
+            get_json(url)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer in {timeout}s")
+
+
+@pytest.mark.slow
+def test_serve_without_redis_url_runs_an_embedded_redis_and_stops_it(tmp_path):
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFEED_")}
+    environ.update(
+        NEWSFEED_DATA_DIR=str(tmp_path / "var"),
+        NEWSFEED_PORT=str(port),
+        NEWSFEED_WORKERS="1",
+        NEWSFEED_LOG_LEVEL="warning",
+    )
+    process = subprocess.Popen(
+        [NEWSFEED, "serve", "--demo"],
+        env=environ,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/healthz", process)
+        url_file = tmp_path / "var" / "redis.url"
+        redis_port = int(url_file.read_text().rsplit(":", 1)[1].split("/")[0])
+        categories = get_json(f"{base}/v1/categories")["categories"]
+        assert len(categories) >= 8
+        assert sum(c["article_count"] for c in categories) >= 300
+        token = (tmp_path / "var" / "jwt-secret").read_text().strip()
+        user_token = jwt.encode(
+            {"sub": "demo-user", "exp": time.time() + 60}, token, algorithm="HS256"
+        )
+        feed = get_json(f"{base}/v1/users/demo-user/feed?limit=5", user_token)
+        assert len(feed["items"]) == 5
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "export TOKEN=" in output and "curl" in output
+    assert not url_file.exists()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", redis_port), timeout=1).close()
+    aof = list((tmp_path / "var" / "redis").rglob("*.aof*"))
+    assert aof, "the embedded Redis keeps an append-only file under var/"
