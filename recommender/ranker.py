@@ -72,7 +72,11 @@ class TfidfRanker:
             followed &= allowed
             outside &= allowed
         inside_rows = _top(score, followed, request.size)
-        outside_rows = _top(score, outside, math.ceil(request.size * self.max_outside_share) + 1)
+        # Enough related candidates for their share, or to fill in when followed ones run out.
+        wanted_outside = max(
+            math.ceil(request.size * self.max_outside_share), request.size - len(inside_rows)
+        )
+        outside_rows = _top(score, outside, wanted_outside)
         rows = self._merge(score, inside_rows, outside_rows, request.size)
         in_followed = model.sims[np.ix_(rows, cols)] * np.where(
             model.members[np.ix_(rows, cols)], 1.0, 0.0
