@@ -39,10 +39,7 @@ def init_config(app: Flask, settings: Settings) -> None:
         raise RuntimeError(
             "NEWSFEED_REDIS_URL is not set (`newsfeed serve` starts an embedded Redis for you)"
         )
-    if not (settings.jwt_secret or settings.jwt_public_key):
-        raise RuntimeError("set NEWSFEED_JWT_SECRET (or NEWSFEED_JWT_PUBLIC_KEY) to verify tokens")
-    if settings.jwt_secret and len(settings.jwt_secret.encode()) < MIN_SECRET_BYTES:
-        raise RuntimeError(f"NEWSFEED_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+    check_keys(settings)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         API_TITLE="newsfeed",
@@ -54,6 +51,21 @@ def init_config(app: Flask, settings: Settings) -> None:
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
     )
     logging.getLogger("feed").setLevel(settings.log_level.upper())
+
+
+def check_keys(settings: Settings) -> None:
+    """Refuse to start with keys that would reject every token or make cursors forgeable."""
+    if not (settings.jwt_secret or settings.jwt_public_key):
+        raise RuntimeError("set NEWSFEED_JWT_SECRET (or NEWSFEED_JWT_PUBLIC_KEY) to verify tokens")
+    if settings.jwt_secret and len(settings.jwt_secret.encode()) < MIN_SECRET_BYTES:
+        raise RuntimeError(f"NEWSFEED_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+    if settings.jwt_public_key:
+        if any(alg.startswith("HS") for alg in settings.jwt_algorithms):
+            raise RuntimeError(
+                "with NEWSFEED_JWT_PUBLIC_KEY set NEWSFEED_JWT_ALGORITHMS to RS256/ES256"
+            )
+        if not settings.cursor_secret:
+            raise RuntimeError("with NEWSFEED_JWT_PUBLIC_KEY set NEWSFEED_CURSOR_SECRET too")
 
 
 def init_services(app: Flask, settings: Settings) -> None:
@@ -73,7 +85,7 @@ def init_services(app: Flask, settings: Settings) -> None:
         client,
         keeper,
         TfidfRanker(half_life_hours=settings.freshness_half_life_hours),
-        CursorCodec(settings.jwt_secret or settings.jwt_public_key),
+        CursorCodec(settings.cursor_secret or settings.jwt_secret),
         feed_size=settings.feed_size,
         feed_ttl=settings.feed_ttl_seconds,
         cursor_ttl=settings.cursor_ttl_seconds,

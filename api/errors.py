@@ -12,7 +12,14 @@ from flask_smorest import Api
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from feed.exceptions import FeedError, InvalidCursor, InvalidId, NotFound, ServiceUnavailable
+from feed.exceptions import (
+    FeedError,
+    InvalidCursor,
+    InvalidId,
+    NotFound,
+    ServiceUnavailable,
+    WriteConflict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +29,7 @@ STATUS_FOR: list[tuple[type[FeedError], int]] = [
     (InvalidId, 400),
     (InvalidCursor, 400),
     (NotFound, 404),
+    (WriteConflict, 409),
     (ServiceUnavailable, 503),
 ]
 CODE_FOR_STATUS = {
@@ -102,7 +110,7 @@ def register_error_handlers(app: Flask) -> None:
 
 def _domain_error(error: FeedError) -> ResponseReturnValue:
     status = next((s for cls, s in STATUS_FOR if isinstance(error, cls)), 400)
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status in (409, 503) else None
     return error_response(status, error.code, error.message, error.details or None, headers)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, utils, validate
 
-from feed.articles import Article, Rejection
+from feed.articles import Article, Rejection, iso
 from feed.ids import ID_PATTERN, ID_RULE, SLUG_PATTERN, SLUG_RULE
 from feed.ingest import MAX_BATCH
 
@@ -26,14 +26,21 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
+class FullMatch(validate.Regexp):
+    """Regexp over the whole value: `$` alone would let a trailing newline into Redis keys."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 def ident(**kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Regexp(ID_PATTERN, error=f"must be {ID_RULE}"), **kwargs)
+    return fields.String(validate=FullMatch(ID_PATTERN, error=f"must be {ID_RULE}"), **kwargs)
 
 
 def slug(**kwargs: Any) -> fields.String:
-    return fields.String(
-        validate=validate.Regexp(SLUG_PATTERN, error=f"must be {SLUG_RULE}"), **kwargs
-    )
+    return fields.String(validate=FullMatch(SLUG_PATTERN, error=f"must be {SLUG_RULE}"), **kwargs)
 
 
 class CategorySchema(StrictSchema):
@@ -158,7 +165,9 @@ class ArticleOutSchema(StrictSchema):
     summary = fields.String()
     body = fields.String()
     categories = fields.List(fields.String())
-    published_at = fields.DateTime(format="iso")
+    published_at = fields.Function(
+        lambda article: iso(article.published_at), metadata={"description": "ISO 8601, UTC"}
+    )
     source = fields.String(allow_none=True)
 
 

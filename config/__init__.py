@@ -21,8 +21,10 @@ class Settings:
     data_dir: str = "var"
 
     jwt_secret: str = ""
-    # A PEM public key switches verification to asymmetric algorithms (RS256/ES256).
+    # A PEM public key verifies tokens signed elsewhere; set jwt_algorithms to RS256 or ES256.
     jwt_public_key: str = ""
+    # Signs page cursors; defaults to a key derived from jwt_secret (required with a public key).
+    cursor_secret: str = ""
     jwt_algorithms: tuple[str, ...] = ("HS256",)
     jwt_audience: str = ""
     jwt_issuer: str = ""
@@ -33,7 +35,8 @@ class Settings:
     freshness_half_life_hours: float = 24.0
     feed_size: int = 300
 
-    # Cache: a user's ranked list lives this long; retired lists stay readable for open cursors.
+    # Cache: a ranked list answers first pages for feed_ttl, and next pages (cursors) for
+    # cursor_ttl after it was built, even once a newer list has replaced it.
     feed_ttl_seconds: int = 15 * 60
     cursor_ttl_seconds: int = 60 * 60
 

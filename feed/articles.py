@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from feed import categories, versions
-from feed.exceptions import ArticleNotFound
+from feed.exceptions import ArticleNotFound, WriteConflict
 from feed.urls import url_digest
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def upsert(r: redis.Redis, batch: Sequence[tuple[int, Article]]) -> UpsertResult
             return _write(r, accepted, result)
         except redis.WatchError:
             continue
-    raise RuntimeError("too much write contention on these articles; retry the request")
+    raise WriteConflict("too much write contention on these articles; retry the request")
 
 
 def _write(r: redis.Redis, accepted: list[tuple[int, Article]], base: UpsertResult) -> UpsertResult:
@@ -220,7 +220,7 @@ def delete(r: redis.Redis, article_id: str) -> None:
                 return
             except redis.WatchError:
                 continue
-    raise RuntimeError("too much write contention on this article; retry the request")
+    raise WriteConflict("too much write contention on this article; retry the request")
 
 
 def get(r: redis.Redis, article_id: str) -> Article:

@@ -134,14 +134,23 @@ def release_build(r: redis.Redis, user_id: str, token: str) -> None:
 
 
 def wait_for_build(
-    r: redis.Redis, user_id: str, wanted: tuple[int, int, int], count: int, timeout: float
+    r: redis.Redis,
+    user_id: str,
+    wanted: tuple[int, int, int],
+    count: int,
+    timeout: float,
+    replacing: str | None,
 ) -> tuple[Header, list[Entry]] | None:
-    """Poll until another request's build for these versions lands, or give up."""
+    """Poll until another request's build for these versions replaces ``replacing``."""
     deadline = time.monotonic() + timeout
     delay = 0.005
     while time.monotonic() < deadline:
         header, entries = split_first_page(r.lrange(FEED_KEY % user_id, 0, count))
-        if header is not None and (header.corpus, header.model, header.subs) == wanted:
+        if (
+            header is not None
+            and header.build_id != replacing
+            and (header.corpus, header.model, header.subs) == wanted
+        ):
             return header, entries
         time.sleep(delay)
         delay = min(delay * 2, 0.05)

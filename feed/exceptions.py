@@ -43,6 +43,12 @@ class StaleCursor(InvalidCursor):
     code = "stale_cursor"
 
 
+class WriteConflict(FeedError):
+    """Concurrent writers kept touching the same records; the request can simply be retried."""
+
+    code = "write_conflict"
+
+
 class ServiceUnavailable(FeedError):
     """The service cannot answer yet (no model fitted, Redis unreachable); retry later."""
 

