@@ -18,8 +18,9 @@ from marshmallow import ValidationError
 from api.auth import issue_token
 from api.schemas import ArticleInSchema
 from config import ENV_PREFIX, Settings
-from feed import articles, categories
+from feed import articles, categories, model_store
 from feed.articles import Rejection
+from feed.exceptions import InvalidId
 from feed.ingest import MAX_BATCH
 from feed.redis_server import RedisServer
 from feed.reindex import reindex
@@ -94,7 +95,10 @@ def reindex_command() -> None:
 @click.option("--ttl", type=int, default=None, help="Lifetime in seconds.")
 def token(user_id: str, admin: bool, ttl: int | None) -> None:
     """Print a bearer token signed with the configured secret."""
-    click.echo(issue_token(_dev_secret(Settings.from_env()), user_id, admin=admin, ttl=ttl))
+    try:
+        click.echo(issue_token(_dev_secret(Settings.from_env()), user_id, admin=admin, ttl=ttl))
+    except (ValueError, InvalidId) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _batches(lines: Any) -> Iterator[tuple[list[tuple[int, Any]], list[Rejection]]]:
@@ -116,7 +120,11 @@ def _batches(lines: Any) -> Iterator[tuple[list[tuple[int, Any]], list[Rejection
 
 
 def _reindex(client: redis.Redis, settings: Settings) -> None:
-    result = reindex(client, live_window_days=settings.live_window_days)
+    with model_store.reindex_lock(client) as won:
+        if not won:
+            click.echo("another process is fitting a model; the service refits after it")
+            return
+        result = reindex(client, live_window_days=settings.live_window_days)
     click.echo(
         f"model {result.meta.version}: {result.meta.articles} articles, "
         f"fitted in {result.fit_seconds:.2f}s"
@@ -165,8 +173,10 @@ def _load_demo(settings: Settings) -> None:
     from feed.demo import DEMO_CATEGORIES, generate_articles
 
     client = _redis(settings)
+    current = categories.names(client)
     for slug, name in DEMO_CATEGORIES.items():
-        categories.put(client, slug, name)
+        if current.get(slug) != name:  # a rename drops every cached feed: only when needed
+            categories.put(client, slug, name)
     if articles.count(client) == 0:
         schema = ArticleInSchema()
         batch = [(i, schema.load(a)) for i, a in enumerate(generate_articles(DEMO_ARTICLES))]

@@ -98,12 +98,11 @@ class ModelKeeper:
             with self._load_lock:
                 self._load(current.model)
             loaded = self._loaded
+        # Behind: no model, a current model this build cannot read, or a corpus that moved on.
         behind = (
             loaded is None
-            or current.model == 0
-            or (
-                loaded.meta.version == current.model and loaded.meta.corpus_version < current.corpus
-            )
+            or loaded.meta.version != current.model
+            or loaded.meta.corpus_version < current.corpus
         )
         if self._auto_reindex and behind:
             self.refit()
@@ -122,7 +121,12 @@ class ModelKeeper:
         if found is None:
             return None
         meta, artifact = found
-        self._loaded = LoadedModel(meta, CorpusModel.from_bytes(artifact))
+        try:
+            model = CorpusModel.from_bytes(artifact)
+        except ValueError as exc:  # written by another build: the next tick refits
+            log.error("model %s is unreadable here (%s); it will be refitted", version, exc)
+            return None
+        self._loaded = LoadedModel(meta, model)
         log.info("loaded model %s (%s articles)", meta.version, meta.articles)
         return self._loaded
 

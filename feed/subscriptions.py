@@ -23,6 +23,13 @@ if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then redis.call('INCR', KEYS[2]) re
 return 0
 """
 _REPLACE = """
+local same = redis.call('SCARD', KEYS[1]) == #ARGV
+if same and #ARGV > 0 then
+  for i, v in ipairs(redis.call('SMISMEMBER', KEYS[1], unpack(ARGV))) do
+    if v == 0 then same = false break end
+  end
+end
+if same then return 0 end
 redis.call('DEL', KEYS[1])
 if #ARGV > 0 then redis.call('SADD', KEYS[1], unpack(ARGV)) end
 redis.call('INCR', KEYS[2])

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import io
-import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
-import sklearn
 from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 # Bounds the vocabulary (and so model size and fit time) on large corpora.
 MAX_FEATURES = 2**17
-ARTIFACT_FORMAT = 1
+# Bumped whenever the arrays below change meaning; older artifacts are then refitted.
+ARTIFACT_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -51,18 +51,26 @@ class CorpusModel:
         return [position[s] for s in slugs if s in position]
 
     def to_bytes(self) -> bytes:
+        """Plain numpy arrays (no pickle): safe to load, and independent of library versions."""
         buffer = io.BytesIO()
-        pickle.dump((ARTIFACT_FORMAT, sklearn.__version__, self), buffer, protocol=5)
+        arrays: dict[str, Any] = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
+        np.savez(buffer, format=np.array(ARTIFACT_FORMAT), **arrays)
         return buffer.getvalue()
 
     @staticmethod
     def from_bytes(blob: bytes) -> CorpusModel:
-        # The artifact is written by our own reindex into our own Redis, so it is trusted.
-        fmt, sk_version, model = pickle.loads(blob)  # noqa: S301
-        if fmt != ARTIFACT_FORMAT or sk_version != sklearn.__version__:
-            raise ValueError(f"model artifact format {fmt}/{sk_version} does not match this build")
-        assert isinstance(model, CorpusModel)
-        return model
+        with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+            found = int(data["format"]) if "format" in data else None
+            if found != ARTIFACT_FORMAT:
+                raise ValueError(f"model artifact format {found} does not match {ARTIFACT_FORMAT}")
+            return CorpusModel(
+                ids=data["ids"],
+                published=data["published"],
+                slugs=data["slugs"].tolist(),
+                members=data["members"],
+                sims=data["sims"],
+                gram=data["gram"],
+            )
 
 
 def fit(docs: Sequence[Doc]) -> CorpusModel:

@@ -115,7 +115,9 @@ def test_user_routes_reject_bad_input(client, seeded, method, path, body, status
     assert client.get("/v1/users/alice/categories", headers=headers).json == {"categories": []}
 
 
-@pytest.mark.parametrize("user_id", ["a b", "x{y}", "%7Bu%3Aother%7D", "a" * 129, "-lead"])
+@pytest.mark.parametrize(
+    "user_id", ["a b", "x{y}", "%7Bu%3Aother%7D", "a" * 129, "-lead", "alice%0A"]
+)
 def test_bad_user_ids_are_400(client, tokens, user_id):
     response = client.get(f"/v1/users/{user_id}/categories", headers=tokens.user("alice"))
     assert_error(response, 400, "invalid_id", ["user id"])
@@ -132,6 +134,8 @@ ARTICLE_CASES = {
     "relative url": (bad_article(url="/news/1"), "url"),
     "ftp url": (bad_article(url="ftp://example.com/x"), "url"),
     "id with a brace": (bad_article(id="a{b}"), "id"),
+    "id with a trailing newline": (bad_article(id="a\n"), "id"),
+    "slug with a trailing newline": (bad_article(categories=["tech\n"]), "categories"),
     "id too long": (bad_article(id="a" * 129), "id"),
     "numeric id": (bad_article(id=12), "id"),
     "empty title": (bad_article(title=""), "title"),

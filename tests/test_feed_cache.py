@@ -55,6 +55,11 @@ def test_a_repeated_toggle_keeps_the_cache(client, alice):
     assert feed(client, alice).headers["X-Feed-Cache"] == "hit"
 
 
+def test_replacing_with_the_same_set_keeps_the_cache(client, alice):
+    client.put("/v1/users/alice/categories", json={"categories": ["syria"]}, headers=alice)
+    assert feed(client, alice).headers["X-Feed-Cache"] == "hit"
+
+
 def test_another_users_change_keeps_this_cache(client, tokens, alice):
     client.put("/v1/users/bob/categories/tech", headers=tokens.user("bob"))
     assert feed(client, alice).headers["X-Feed-Cache"] == "hit"

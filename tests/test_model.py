@@ -38,11 +38,16 @@ def test_artifact_round_trips():
     assert loaded.slugs == model.slugs
 
 
-def test_an_artifact_from_another_build_is_refused(monkeypatch):
+def test_an_artifact_of_another_format_is_refused(monkeypatch):
     blob = fit(docs_from_demo(20)).to_bytes()
-    monkeypatch.setattr("sklearn.__version__", "0.0.1")
+    monkeypatch.setattr("recommender.model.ARTIFACT_FORMAT", 999)
     with pytest.raises(ValueError, match="does not match"):
         CorpusModel.from_bytes(blob)
+
+
+def test_an_empty_model_round_trips():
+    loaded = CorpusModel.from_bytes(fit([]).to_bytes())
+    assert loaded.size == 0 and loaded.slugs == []
 
 
 def test_an_empty_corpus_fits_an_empty_model():
