@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,11 @@ class CorpusModel:
     @property
     def size(self) -> int:
         return len(self.ids)
+
+    @cached_property
+    def row_of(self) -> dict[str, int]:
+        """Row of each article id, built once per loaded model."""
+        return {str(article_id): row for row, article_id in enumerate(self.ids)}
 
     def category_index(self, slugs: Sequence[str]) -> list[int]:
         position = {s: i for i, s in enumerate(self.slugs)}

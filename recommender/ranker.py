@@ -58,7 +58,7 @@ class TfidfRanker:
         if model.size == 0 or request.size <= 0:
             return []
         decay = self._decay(model, request.now)
-        allowed = ~np.isin(model.ids, list(request.exclude)) if request.exclude else None
+        allowed = _allowed(model, request.exclude)
         cols = model.category_index(request.followed)
         if not cols:
             return _latest(model, decay, allowed, request.size)
@@ -115,6 +115,15 @@ class TfidfRanker:
             else:
                 break
         return rows
+
+
+def _allowed(model: CorpusModel, exclude: frozenset[str]) -> NDArray[np.bool_] | None:
+    rows = [model.row_of[i] for i in exclude if i in model.row_of]
+    if not rows:
+        return None
+    allowed = np.ones(model.size, dtype=np.bool_)
+    allowed[rows] = False
+    return allowed
 
 
 def _top(score: NDArray[np.float64], mask: NDArray[np.bool_], k: int) -> list[int]:
