@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from feed import categories, versions
 from feed.exceptions import ArticleNotFound, WriteConflict
@@ -230,11 +231,11 @@ def get(r: redis.Redis, article_id: str) -> Article:
     return Article.from_card(json.loads(card), (body or b"").decode())
 
 
-def cards(r: redis.Redis, ids: Sequence[str]) -> list[dict[str, Any] | None]:
-    """Feed-item fields for each id, None where the article is gone."""
+def raw_cards(r: redis.Redis, ids: Sequence[str]) -> list[bytes | None]:
+    """Each id's feed-item fields as a compact JSON object, None where the article is gone."""
     if not ids:
         return []
-    return [json.loads(raw) if raw else None for raw in r.mget([CARD_KEY % i for i in ids])]
+    return list(r.mget([CARD_KEY % i for i in ids]))
 
 
 def iter_published_since(r: redis.Redis, since: float) -> Iterator[Article]:
@@ -251,8 +252,8 @@ def iter_published_since(r: redis.Redis, since: float) -> Iterator[Article]:
                 yield Article.from_card(json.loads(raw), (body or b"").decode())
 
 
-def deleted_since(r: redis.Redis, since: float) -> set[str]:
-    return {i.decode() for i in r.zrangebyscore(DELETED_KEY, since, "+inf")}
+def queue_deleted_since(pipe: Pipeline, since: float) -> None:
+    pipe.zrangebyscore(DELETED_KEY, since, "+inf")
 
 
 def forget_deleted_before(r: redis.Redis, before: float) -> None:

@@ -12,9 +12,13 @@ import redis
 from redis.client import Pipeline
 
 # Every key of one user shares the {u:<id>} hash tag, so a feed request stays in one slot.
-FEED_KEY = "nf:{u:%s}:feed"  # list: header JSON, then "id\tscore\treason" entries
+FEED_KEY = "nf:{u:%s}:feed"  # list: header JSON, then "id\t<item JSON tail>" entries
 RETIRED_KEY = "nf:{u:%s}:feed:%s"  # a replaced list, kept so open cursors keep paging it
 LOCK_KEY = "nf:{u:%s}:feed:lock"  # single-flight: one build per user at a time
+# The first page as served (header line, then the response body), so a repeat visit costs
+# one round trip and no JSON work. Written only while the subscription version it was
+# built for is still current; subscription changes delete it.
+PAGE_KEY = "nf:{u:%s}:feed:page"
 
 BUILD_LOCK_MS = 10_000  # longer than any build; a crashed builder's lock lapses
 HEADER_INDEX = 0
@@ -30,6 +34,11 @@ else
 end
 redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+_STORE_PAGE = """
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
 _RELEASE = """
@@ -57,17 +66,40 @@ class Header:
 
 @dataclass(frozen=True)
 class Entry:
-    id: str
-    score: float
-    reason: str  # category names carry no tabs: the catalog refuses control characters
+    """One ranked article: its id, and the end of its feed item as JSON (score and reason),
+    which is spliced onto the article's stored card when a page is rendered."""
 
-    def encode(self) -> str:
-        return f"{self.id}\t{self.score:.6g}\t{self.reason}"
+    id: str
+    tail: bytes
+
+    @classmethod
+    def of(cls, article_id: str, score: float, reason: str) -> Entry:
+        tail = json.dumps({"score": round(score, 6), "reason": reason}, separators=(",", ":"))
+        return cls(article_id, b"," + tail[1:].encode())
+
+    def encode(self) -> bytes:
+        return self.id.encode() + b"\t" + self.tail
 
     @classmethod
     def decode(cls, raw: bytes) -> Entry:
-        article_id, score, reason = raw.decode().split("\t")
-        return cls(article_id, float(score), reason)
+        article_id, _, tail = raw.partition(b"\t")
+        return cls(article_id.decode(), tail)
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    corpus: int
+    model: int
+    limit: int
+    body: bytes
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> RenderedPage | None:
+        if raw is None:
+            return None
+        head, _, body = raw.partition(b"\n")
+        corpus, model, limit = (int(n) for n in head.split(b" "))
+        return cls(corpus, model, limit, body)
 
 
 def new_build_id() -> str:
@@ -83,6 +115,22 @@ def split_first_page(raw: list[bytes]) -> tuple[Header | None, list[Entry]]:
     if not raw:
         return None, []
     return Header.decode(raw[0]), [Entry.decode(e) for e in raw[1:]]
+
+
+def queue_rendered(pipe: Pipeline, user_id: str) -> None:
+    pipe.get(PAGE_KEY % user_id)
+
+
+def store_rendered(
+    r: redis.Redis, user_id: str, page: RenderedPage, subs: int, ttl: int, subs_key: str
+) -> None:
+    """Keep a rendered first page, unless the user's follows changed since it was built."""
+    head = f"{page.corpus} {page.model} {page.limit}\n".encode()
+    r.eval(_STORE_PAGE, 2, PAGE_KEY % user_id, subs_key, subs, head + page.body, max(ttl, 1))
+
+
+def drop_rendered(r: redis.Redis, user_id: str) -> None:
+    r.delete(PAGE_KEY % user_id)
 
 
 def read_page(
@@ -145,13 +193,27 @@ def wait_for_build(
     deadline = time.monotonic() + timeout
     delay = 0.005
     while time.monotonic() < deadline:
-        header, entries = split_first_page(r.lrange(FEED_KEY % user_id, 0, count))
-        if (
-            header is not None
-            and header.build_id != replacing
-            and (header.corpus, header.model, header.subs) == wanted
-        ):
-            return header, entries
+        found = read_built(r, user_id, wanted, count, replacing)
+        if found is not None:
+            return found
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+    return None
+
+
+def read_built(
+    r: redis.Redis,
+    user_id: str,
+    wanted: tuple[int, int, int],
+    count: int,
+    replacing: str | None,
+) -> tuple[Header, list[Entry]] | None:
+    """The current list if it is a build for these versions other than ``replacing``."""
+    header, entries = split_first_page(r.lrange(FEED_KEY % user_id, 0, count))
+    if (
+        header is not None
+        and header.build_id != replacing
+        and (header.corpus, header.model, header.subs) == wanted
+    ):
+        return header, entries
     return None

@@ -46,6 +46,10 @@ def names(r: redis.Redis) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in r.hgetall(NAMES_KEY).items()}
 
 
+def queue_names(pipe: Pipeline) -> None:
+    pipe.hgetall(NAMES_KEY)
+
+
 def put(r: redis.Redis, slug: str, name: str) -> tuple[Category, bool]:
     """Create or rename one category; answers the category and whether it was created."""
     check_slug(slug)

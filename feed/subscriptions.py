@@ -56,12 +56,16 @@ def unfollow(r: redis.Redis, user_id: str, slug: str) -> bool:
     return bool(r.eval(_UNFOLLOW, 2, *_keys(user_id), slug))
 
 
-def replace(r: redis.Redis, user_id: str, slugs: Iterable[str]) -> list[str]:
+def replace(r: redis.Redis, user_id: str, slugs: Iterable[str]) -> tuple[list[str], bool]:
+    """Follow exactly these; answers the set and whether anything changed."""
     wanted = sorted(set(slugs))
     categories.require(r, wanted)
-    r.eval(_REPLACE, 2, *_keys(user_id), *wanted)
-    return wanted
+    return wanted, bool(r.eval(_REPLACE, 2, *_keys(user_id), *wanted))
 
 
 def queue_version(pipe: Pipeline, user_id: str) -> None:
     pipe.get(VERSION_KEY % user_id)
+
+
+def queue_members(pipe: Pipeline, user_id: str) -> None:
+    pipe.smembers(SUBS_KEY % user_id)

@@ -193,8 +193,10 @@ def _format_value(value: float | None, unit: str) -> str:
         text = f"{value:.0f}"
     elif abs(value) >= 10:
         text = f"{value:.1f}"
-    else:
+    elif abs(value) >= 1:
         text = f"{value:.2f}"
+    else:
+        text = f"{value:.3f}"  # ratios near a threshold: 0.798 must not print as 0.80
     return f"{text} {unit}".rstrip()
 
 
@@ -555,7 +557,6 @@ class Bench:
     server: RedisServer
     secret: str
     tmp: Path
-    load_name: str
     load: LoadFn
     reindex_samples: dict[int, list[ReindexResult]] = field(default_factory=dict)
 
@@ -1025,10 +1026,15 @@ def run(profile: Profile, loadgen: str, output: Path) -> Report:
         report = Report(
             started, "quick" if profile.quick else "full", machine_info(server, load_name)
         )
-        bench = Bench(profile, report, server, secrets.token_urlsafe(32), tmp, load_name, load)
-        bench.http()
-        for size in profile.cold_sizes:
-            bench.in_process(size)
+        bench = Bench(profile, report, server, secrets.token_urlsafe(32), tmp, load)
+        try:
+            bench.http()
+            for size in profile.cold_sizes:
+                bench.in_process(size)
+        except BaseException as exc:
+            report.notes.append(f"ABORTED, figures above are partial: {exc!r}")
+            _write(report, output)
+            raise
         bench.report_reindex()
         report.notes += [
             f"HTTP runs: {RUNS_PER_APP} x {profile.run_seconds:g}s per app, alternating floor "
@@ -1042,15 +1048,19 @@ def run(profile: Profile, loadgen: str, output: Path) -> Report:
         if profile.quick:
             report.notes.append("--quick: 100k corpus skipped; the 100k targets are not checked.")
         report.details["elapsed_seconds"] = time.perf_counter() - t_start
-        report.sort()
+    _write(report, output)
+    return report
+
+
+def _write(report: Report, output: Path) -> None:
+    report.sort()
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report.as_json(), indent=2) + "\n")
-    return report
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.bench", description=__doc__.split("\n")[0]
+        prog="python -m tests.bench", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="5 s runs, 10k corpus only")
     parser.add_argument(

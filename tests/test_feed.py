@@ -124,3 +124,15 @@ def test_the_last_page_has_no_next_cursor(client, tokens):
     demo_corpus(client, tokens.admin(), 40)
     items = whole_feed(client, "bob", tokens.user("bob"), limit=100)
     assert len(items) == 40
+
+
+def test_pages_of_different_sizes_agree(client, tokens):
+    demo_corpus(client, tokens.admin(), 200)
+    alice = tokens.user("alice")
+    follow(client, alice, "alice", "health", "science")
+    five = client.get("/v1/users/alice/feed?limit=5", headers=alice).json["items"]
+    twelve = client.get("/v1/users/alice/feed?limit=12", headers=alice).json["items"]
+    again = client.get("/v1/users/alice/feed?limit=5", headers=alice)
+    assert [i["id"] for i in twelve[:5]] == [i["id"] for i in five]
+    assert len(twelve) == 12
+    assert again.headers["X-Feed-Cache"] == "hit" and again.json["items"] == five
