@@ -13,6 +13,7 @@ from api import articles, categories, health, users
 from api.auth import SECURITY_SCHEME
 from api.errors import NewsfeedApi, register_error_handlers
 from api.extensions import EXTENSION, Services
+from api.tokens import TokenVerifier
 from config import Settings
 from feed.cursor import CursorCodec
 from feed.ingest import Corpus
@@ -90,7 +91,9 @@ def init_services(app: Flask, settings: Settings) -> None:
         feed_ttl=settings.feed_ttl_seconds,
         cursor_ttl=settings.cursor_ttl_seconds,
     )
-    app.extensions[EXTENSION] = Services(settings, client, keeper, Corpus(client, keeper), feed)
+    app.extensions[EXTENSION] = Services(
+        settings, client, keeper, Corpus(client, keeper), feed, TokenVerifier(settings)
+    )
 
 
 def register_api(app: Flask) -> None:

@@ -15,8 +15,8 @@ import click
 import redis
 from marshmallow import ValidationError
 
-from api.auth import issue_token
 from api.schemas import ArticleInSchema
+from api.tokens import issue_token
 from config import ENV_PREFIX, Settings
 from feed import articles, categories, model_store
 from feed.articles import Rejection

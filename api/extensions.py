@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
+from api.tokens import TokenVerifier
 from config import Settings
 from feed.ingest import Corpus
 from feed.model_keeper import ModelKeeper
@@ -22,6 +23,7 @@ class Services:
     keeper: ModelKeeper
     corpus: Corpus
     feed: FeedService
+    tokens: TokenVerifier
 
 
 def services() -> Services:

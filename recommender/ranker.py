@@ -94,7 +94,7 @@ class TfidfRanker:
 
     def _decay(self, model: CorpusModel, now: float) -> NDArray[np.float64]:
         age_hours = np.maximum(now - model.published, 0.0) / 3600.0
-        result: NDArray[np.float64] = np.power(0.5, age_hours / self.half_life_hours)
+        result: NDArray[np.float64] = np.exp2(-age_hours / self.half_life_hours)
         return result
 
     def _merge(

@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
-from api.auth import issue_token
 from api.extensions import EXTENSION, Services
+from api.tokens import issue_token
 from feed.redis_server import RedisServer
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256"

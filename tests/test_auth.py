@@ -84,3 +84,14 @@ def test_public_reads_need_no_token(client, path):
 
 def test_own_data_is_allowed(client, tokens):
     assert client.get("/v1/users/alice/categories", headers=tokens.user("alice")).status_code == 200
+
+
+def test_a_token_accepted_before_still_expires(client, services):
+    from api.tokens import issue_token
+
+    headers = {"Authorization": f"Bearer {issue_token(services.settings, 'alice', ttl=1)}"}
+    assert client.get("/v1/users/alice/categories", headers=headers).status_code == 200
+    time.sleep(1.1)
+    response = client.get("/v1/users/alice/categories", headers=headers)
+    assert response.status_code == 401
+    assert "expired" in response.json["error"]["message"]

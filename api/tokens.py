@@ -1,0 +1,97 @@
+"""Bearer tokens: issued for development and scripts, verified on every request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import jwt
+
+from config import Settings
+from feed.ids import check_id
+
+VERIFIED_TOKENS_KEPT = 10_000  # per process: about one per active reader, a few MB at most
+
+
+class InvalidToken(Exception):
+    """The token cannot be trusted; the message says why (it is safe to show the client)."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    sub: str
+    admin: bool
+
+
+def issue_token(
+    settings: Settings, user_id: str, *, admin: bool = False, ttl: int | None = None
+) -> str:
+    if not settings.jwt_secret:
+        raise ValueError("NEWSFEED_JWT_SECRET is not set; tokens are signed with it")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": check_id(user_id, "user id"),
+        "iat": now,
+        "exp": now + (ttl or settings.token_ttl_seconds),
+    }
+    if admin:
+        claims["admin"] = True
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithms[0])
+
+
+class TokenVerifier:
+    """Verifies bearer tokens, remembering recent ones until they expire.
+
+    A mobile client sends the same token on every request; checking its signature once is
+    enough, since the cache is keyed by the exact token string and expiry is still enforced.
+    """
+
+    def __init__(self, settings: Settings, capacity: int = VERIFIED_TOKENS_KEPT) -> None:
+        self._settings = settings
+        self._capacity = capacity
+        self._known: OrderedDict[str, tuple[Claims, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def verify(self, token: str) -> Claims:
+        with self._lock:
+            known = self._known.get(token)
+            if known is not None and known[1] > time.time():
+                self._known.move_to_end(token)
+                return known[0]
+        claims, expires = self._decode(token)
+        with self._lock:
+            self._known[token] = (claims, expires)
+            if len(self._known) > self._capacity:
+                self._known.popitem(last=False)
+        return claims
+
+    def _decode(self, token: str) -> tuple[Claims, float]:
+        settings = self._settings
+        try:
+            claims = jwt.decode(
+                token,
+                settings.jwt_public_key or settings.jwt_secret,
+                algorithms=list(settings.jwt_algorithms),
+                audience=settings.jwt_audience or None,
+                issuer=settings.jwt_issuer or None,
+                options={"require": ["sub", "exp"]},
+            )
+        except jwt.ExpiredSignatureError:
+            _invalid("token has expired")
+        except jwt.InvalidTokenError as exc:
+            _invalid(f"invalid token: {exc}")
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            _invalid("invalid token: 'sub' must be a non-empty string")
+        return Claims(sub=sub, admin=claims.get("admin") is True), float(claims["exp"])
+
+
+def _invalid(message: str) -> NoReturn:
+    raise InvalidToken(message)
