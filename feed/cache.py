@@ -117,8 +117,8 @@ def split_first_page(raw: list[bytes]) -> tuple[Header | None, list[Entry]]:
     return Header.decode(raw[0]), [Entry.decode(e) for e in raw[1:]]
 
 
-def queue_rendered(pipe: Pipeline, user_id: str) -> None:
-    pipe.get(PAGE_KEY % user_id)
+def rendered_key(user_id: str) -> str:
+    return PAGE_KEY % user_id
 
 
 def store_rendered(

@@ -92,11 +92,7 @@ class FeedService:
     def page(self, user_id: str, limit: int, cursor: str | None = None) -> FeedPage:
         if cursor is not None:
             return self._next_page(user_id, limit, self._codec.decode(user_id, cursor))
-        pipe = self._redis.pipeline(transaction=False)
-        versions.queue_read(pipe)
-        cache.queue_rendered(pipe, user_id)
-        raw_versions, raw_rendered = pipe.execute()
-        current = versions.parse(raw_versions)
+        current, raw_rendered = versions.read_with(self._redis, cache.rendered_key(user_id))
         rendered = RenderedPage.decode(raw_rendered)
         if rendered is not None and (rendered.corpus, rendered.model, rendered.limit) == (
             current.corpus,

@@ -27,11 +27,6 @@ def set_current_model(pipe: Pipeline, version: int) -> None:
     pipe.set(MODEL_CURRENT_KEY, version)
 
 
-def queue_read(pipe: Pipeline) -> None:
-    """Queue the read on a pipeline shared with other reads; decode with :func:`parse`."""
-    pipe.mget(CORPUS_VERSION_KEY, MODEL_CURRENT_KEY)
-
-
 def parse(raw: list[bytes | None]) -> Versions:
     corpus, model = raw
     return Versions(corpus=int(corpus or 0), model=int(model or 0))
@@ -39,3 +34,13 @@ def parse(raw: list[bytes | None]) -> Versions:
 
 def read(r: redis.Redis) -> Versions:
     return parse(r.mget(CORPUS_VERSION_KEY, MODEL_CURRENT_KEY))
+
+
+def read_with(r: redis.Redis, key: str) -> tuple[Versions, bytes | None]:
+    """The versions and one more key in one command: this is every cache hit's only read.
+
+    The keys live in different cluster slots, so a cluster client splits the read per slot.
+    """
+    mget = getattr(r, "mget_nonatomic", r.mget)
+    corpus, model, value = mget(CORPUS_VERSION_KEY, MODEL_CURRENT_KEY, key)
+    return parse([corpus, model]), value
