@@ -14,7 +14,7 @@ from api.tokens import Claims, InvalidToken
 from feed.ids import check_id
 
 F = TypeVar("F", bound=Callable[..., Any])
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 SECURITY_SCHEME = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
 
 
@@ -57,3 +57,4 @@ def admin_only(view: F) -> F:
 
 def _unauthorized(message: str) -> NoReturn:
     abort(401, message=message, headers={"WWW-Authenticate": 'Bearer realm="newsfeed"'})
+    raise AssertionError("abort() raises")  # for type checkers: flask-smorest's abort is untyped

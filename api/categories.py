@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import BEARER, admin_only
+from api.blueprint import Blueprint
 from api.extensions import services
 from api.schemas import CategoryListSchema, CategoryPutSchema, CategorySchema
 from feed import categories

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,10 +28,17 @@ class StrictSchema(Schema):
 
 
 class FullMatch(validate.Regexp):
-    """Regexp over the whole value: `$` alone would let a trailing newline into Redis keys."""
+    """Regexp over the whole value: `$` alone would let a trailing newline into Redis keys.
 
-    def __call__(self, value: str) -> str:
-        if self.regex.fullmatch(value) is None:
+    A Regexp subclass, so the OpenAPI document still shows the pattern.
+    """
+
+    def __init__(self, pattern: str, error: str) -> None:
+        super().__init__(pattern, error=error)
+        self._whole = re.compile(pattern)
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str) or self._whole.fullmatch(value) is None:
             raise ValidationError(self._format_error(value))
         return value
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import BEARER, self_only
+from api.blueprint import Blueprint
 from api.extensions import services
 from api.schemas import FeedQuerySchema, FeedSchema, SubscriptionsSchema
 from feed.ids import check_slug

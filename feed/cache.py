@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import redis
 from redis.client import Pipeline
 
+from feed import locks
+
 # Every key of one user shares the {u:<id>} hash tag, so a feed request stays in one slot.
 FEED_KEY = "nf:{u:%s}:feed"  # list: header JSON, then "id\t<item JSON tail>" entries
 RETIRED_KEY = "nf:{u:%s}:feed:%s"  # a replaced list, kept so open cursors keep paging it
@@ -40,10 +42,6 @@ _STORE_PAGE = """
 if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 
 
@@ -173,12 +171,11 @@ def store(
 
 
 def acquire_build(r: redis.Redis, user_id: str) -> str | None:
-    token = uuid.uuid4().hex
-    return token if r.set(LOCK_KEY % user_id, token, nx=True, px=BUILD_LOCK_MS) else None
+    return locks.acquire(r, LOCK_KEY % user_id, BUILD_LOCK_MS)
 
 
 def release_build(r: redis.Redis, user_id: str, token: str) -> None:
-    r.eval(_RELEASE, 1, LOCK_KEY % user_id, token)
+    locks.release(r, LOCK_KEY % user_id, token)
 
 
 def wait_for_build(

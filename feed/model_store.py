@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import redis
 
-from feed import versions
+from feed import locks, versions
 
 SEQ_KEY = "nf:model:seq"
 ARTIFACT_KEY = "nf:model:%d"  # bytes of recommender.model.CorpusModel
@@ -21,11 +19,6 @@ REINDEX_LOCK_KEY = "nf:model:reindex-lock"
 RETIRED_TTL_SECONDS = 10 * 60
 # A reindex holding the lock longer than this is presumed dead and the lock lapses.
 REINDEX_LOCK_TTL_MS = 10 * 60 * 1000
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -76,13 +69,6 @@ def current_meta(r: redis.Redis) -> ModelMeta | None:
     return ModelMeta(**json.loads(raw)) if raw else None
 
 
-@contextmanager
-def reindex_lock(r: redis.Redis) -> Iterator[bool]:
-    """Yield whether this caller won the right to fit; at most one fit runs across all hosts."""
-    token = uuid.uuid4().hex
-    won = bool(r.set(REINDEX_LOCK_KEY, token, nx=True, px=REINDEX_LOCK_TTL_MS))
-    try:
-        yield won
-    finally:
-        if won:
-            r.eval(_RELEASE, 1, REINDEX_LOCK_KEY, token)
+def reindex_lock(r: redis.Redis) -> AbstractContextManager[bool]:
+    """Whether this caller won the right to fit: at most one fit runs across all hosts."""
+    return locks.held(r, REINDEX_LOCK_KEY, REINDEX_LOCK_TTL_MS)

@@ -33,7 +33,8 @@ class Ranked:
 class Ranker(Protocol):
     """Anything that orders a model's articles for one request (experiments swap these)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def rank(self, model: CorpusModel, request: RankRequest) -> list[Ranked]: ...
 

@@ -50,7 +50,7 @@ from api.extensions import EXTENSION, Services
 from api.tokens import issue_token
 from config import ENV_PREFIX, Settings
 from feed import articles, categories, subscriptions
-from feed.articles import Article, parse_iso
+from feed.articles import Article
 from feed.demo import DEMO_CATEGORIES, generate_articles
 from feed.redis_server import RedisServer
 from feed.reindex import ReindexResult, reindex
@@ -240,16 +240,7 @@ def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tup
 
 
 def to_article(wire: dict[str, Any]) -> Article:
-    return Article(
-        id=wire["id"],
-        url=wire["url"],
-        title=wire["title"],
-        summary=wire["summary"],
-        categories=tuple(wire["categories"]),
-        published_at=parse_iso(wire["published_at"]),
-        source=wire.get("source"),
-        body=wire.get("body", ""),
-    )
+    return Article.from_card(wire, wire.get("body", ""))
 
 
 def load_catalog(r: redis.Redis) -> None:
