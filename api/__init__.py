@@ -9,16 +9,19 @@ from typing import Any
 import redis
 from flask import Flask
 
-from api import articles, categories, health, users
+from api import articles, categories, events, experiments, health, users
 from api.auth import SECURITY_SCHEME
 from api.errors import NewsfeedApi, register_error_handlers
 from api.extensions import EXTENSION, Services
 from api.tokens import TokenVerifier
 from config import Settings
 from feed.cursor import CursorCodec
+from feed.events import EventLog
 from feed.ingest import Corpus
 from feed.model_keeper import ModelKeeper
+from feed.popularity import Popularity
 from feed.service import FeedService
+from feed.variants import Variants
 from recommender.ranker import TfidfRanker
 
 API_VERSION = "1.0.0"
@@ -82,17 +85,25 @@ def init_services(app: Flask, settings: Settings) -> None:
         poll_seconds=settings.model_poll_seconds,
         auto_reindex=settings.auto_reindex,
     )
+    popularity = Popularity(client, settings.popularity_half_life_hours)
     feed = FeedService(
         client,
         keeper,
-        TfidfRanker(half_life_hours=settings.freshness_half_life_hours),
+        Variants(client, TfidfRanker(half_life_hours=settings.freshness_half_life_hours)),
+        popularity,
         CursorCodec(settings.cursor_secret or settings.jwt_secret),
         feed_size=settings.feed_size,
         feed_ttl=settings.feed_ttl_seconds,
         cursor_ttl=settings.cursor_ttl_seconds,
     )
     app.extensions[EXTENSION] = Services(
-        settings, client, keeper, Corpus(client, keeper), feed, TokenVerifier(settings)
+        settings=settings,
+        redis=client,
+        keeper=keeper,
+        corpus=Corpus(client, keeper),
+        feed=feed,
+        events=EventLog(client, popularity),
+        tokens=TokenVerifier(settings),
     )
 
 
@@ -109,6 +120,6 @@ def register_api(app: Flask) -> None:
         },
     )
     api.spec.components.security_scheme("bearerAuth", SECURITY_SCHEME)
-    for blueprint in (categories.blp, articles.blp, users.blp):
+    for blueprint in (categories.blp, articles.blp, users.blp, events.blp, experiments.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.blp)

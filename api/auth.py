@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, TypeVar
 
 from flask import g, request
@@ -43,6 +43,29 @@ def self_only(view: F) -> F:
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def signed_in(view: F) -> F:
+    """Any valid token; the view checks the body against ``g.claims`` (see :func:`require_self`)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        current_claims()
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require_self(user_ids: Iterable[str]) -> None:
+    """403 unless every user id named in the body is the token's subject."""
+    claims: Claims = g.claims
+    others = sorted({u for u in user_ids if u != claims.sub})
+    if others:
+        abort(
+            403,
+            message=f"this token may only send events for {claims.sub!r}, "
+            f"not {', '.join(repr(u) for u in others[:5])}",
+        )
 
 
 def admin_only(view: F) -> F:

@@ -1,4 +1,4 @@
-"""The `newsfeed` command: serve, ingest, reindex, token."""
+"""The `newsfeed` command: serve, ingest, reindex, token, evaluate."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import click
 import redis
 from marshmallow import ValidationError
 
+from api.evaluate import evaluate_command
 from api.schemas import ArticleInSchema
 from api.tokens import issue_token
 from config import ENV_PREFIX, Settings
@@ -37,6 +38,9 @@ def main() -> None:
 @click.group(help="newsfeed: a personalized news-feed backend.")
 def cli() -> None:
     pass
+
+
+cli.add_command(evaluate_command)
 
 
 @cli.command()

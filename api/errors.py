@@ -13,8 +13,10 @@ from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from feed.exceptions import (
+    ExperimentConflict,
     FeedError,
     InvalidCursor,
+    InvalidExperiment,
     InvalidId,
     NotFound,
     ServiceUnavailable,
@@ -31,6 +33,8 @@ STATUS_FOR: list[tuple[type[FeedError], int]] = [
     (NotFound, 404),
     (WriteConflict, 409),
     (ServiceUnavailable, 503),
+    (InvalidExperiment, 422),
+    (ExperimentConflict, 409),
 ]
 CODE_FOR_STATUS = {
     400: "bad_request",

@@ -9,6 +9,7 @@ from flask import current_app
 
 from api.tokens import TokenVerifier
 from config import Settings
+from feed.events import EventLog
 from feed.ingest import Corpus
 from feed.model_keeper import ModelKeeper
 from feed.service import FeedService
@@ -23,6 +24,7 @@ class Services:
     keeper: ModelKeeper
     corpus: Corpus
     feed: FeedService
+    events: EventLog
     tokens: TokenVerifier
 
 

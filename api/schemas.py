@@ -9,12 +9,15 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, utils, validate
 
 from feed.articles import Article, Rejection, iso
+from feed.events import KINDS, Event, EventRejection
+from feed.events import MAX_BATCH as MAX_EVENTS
 from feed.ids import ID_PATTERN, ID_RULE, SLUG_PATTERN, SLUG_RULE
 from feed.ingest import MAX_BATCH
 
 MAX_FOLLOWED = 200  # categories one user may follow; bounds the subscription set
 MAX_CATEGORIES_PER_ARTICLE = 10
-FUTURE_TOLERANCE = timedelta(hours=1)  # clock skew between the CMS and us
+FUTURE_TOLERANCE = timedelta(hours=1)  # clock skew between the CMS or a device and us
+MAX_EVENT_AGE = timedelta(days=7)  # offline devices upload late, but not forever
 NO_CONTROL_CHARS = validate.Regexp(
     r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters"
 )
@@ -204,5 +207,69 @@ class FeedItemSchema(StrictSchema):
 
 
 class FeedSchema(StrictSchema):
+    feed_id = fields.String(metadata={"description": "This response's id; send it with events"})
+    experiment = fields.String(allow_none=True, metadata={"description": "Experiment served"})
+    variant = fields.String(allow_none=True, metadata={"description": "Its variant"})
     items = fields.List(fields.Nested(FeedItemSchema))
     next_cursor = fields.String(allow_none=True)
+
+
+class EventInSchema(StrictSchema):
+    type = fields.String(required=True, validate=validate.OneOf(KINDS))
+    user_id = ident(required=True)
+    article_id = ident(required=True)
+    feed_id = fields.String(validate=validate.Length(1, 64), load_default=None)
+    position = fields.Integer(validate=validate.Range(0, 10_000), load_default=None)
+    ts = fields.AwareDateTime(
+        format="iso",
+        default_timezone=UTC,
+        load_default=None,
+        metadata={"description": "When it happened (ISO 8601); default: when received"},
+    )
+    dwell_ms = fields.Integer(validate=validate.Range(0, 86_400_000), load_default=None)
+
+    @post_load
+    def make_event(self, data: dict[str, Any], **_: Any) -> Event:
+        now = datetime.now(UTC)
+        when = data["ts"] or now
+        if when > now + FUTURE_TOLERANCE:
+            raise ValidationError("must not be in the future", "ts")
+        if when < now - MAX_EVENT_AGE:
+            raise ValidationError(f"must be within the last {MAX_EVENT_AGE.days} days", "ts")
+        return Event(
+            type=data["type"],
+            user_id=data["user_id"],
+            article_id=data["article_id"],
+            ts=when.timestamp(),
+            feed_id=data["feed_id"],
+            position=data["position"],
+            dwell_ms=data["dwell_ms"],
+        )
+
+
+class EventBatchSchema(StrictSchema):
+    events = PerItemList(
+        fields.Nested(EventInSchema), required=True, validate=validate.Length(1, MAX_EVENTS)
+    )
+
+
+def split_events(items: list[Any]) -> tuple[list[tuple[int, Event]], list[EventRejection]]:
+    """Valid events with their request index, and a rejection for each invalid one."""
+    accepted = [(i, item) for i, item in enumerate(items) if isinstance(item, Event)]
+    rejected = [
+        EventRejection(item.index, "invalid", _flat(item.messages))
+        for item in items
+        if isinstance(item, ItemError)
+    ]
+    return accepted, rejected
+
+
+class EventRejectionSchema(StrictSchema):
+    index = fields.Integer()
+    reason = fields.String(metadata={"description": "invalid or unknown_article"})
+    message = fields.String()
+
+
+class EventResultSchema(StrictSchema):
+    accepted = fields.Integer()
+    rejected = fields.List(fields.Nested(EventRejectionSchema))

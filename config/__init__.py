@@ -40,6 +40,9 @@ class Settings:
     feed_ttl_seconds: int = 15 * 60
     cursor_ttl_seconds: int = 60 * 60
 
+    # Click and impression counts behind the popularity ranker halve over this time.
+    popularity_half_life_hours: float = 24.0
+
     # Model upkeep: each process polls Redis for a newer model and for corpus changes to fit.
     model_poll_seconds: float = 1.0
     auto_reindex: bool = True

@@ -231,6 +231,10 @@ def get(r: redis.Redis, article_id: str) -> Article:
     return Article.from_card(json.loads(card), (body or b"").decode())
 
 
+def queue_raw_cards(pipe: Pipeline, ids: Sequence[str]) -> None:
+    pipe.mget([CARD_KEY % i for i in ids])
+
+
 def raw_cards(r: redis.Redis, ids: Sequence[str]) -> list[bytes | None]:
     """Each id's feed-item fields as a compact JSON object, None where the article is gone."""
     if not ids:

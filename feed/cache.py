@@ -39,27 +39,37 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 _STORE_PAGE = """
-if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+local user = (redis.call('GET', KEYS[2]) or '0') .. '.' .. (redis.call('GET', KEYS[3]) or '0')
+if user ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
 
 
 @dataclass(frozen=True)
-class Header:
-    build_id: str
+class Inputs:
+    """Everything a ranked list depends on: a cached list serves only while all are current."""
+
     corpus: int
     model: int
-    subs: int
+    user: str  # "<subscription version>.<history version>"
+    variant: str  # "<experiment>:<variant>", or "" for the default ranker
+
+
+@dataclass(frozen=True)
+class Header:
+    build_id: str
+    inputs: Inputs
     built_at: float
 
     def encode(self) -> str:
-        return json.dumps([self.build_id, self.corpus, self.model, self.subs, self.built_at])
+        i = self.inputs
+        return json.dumps([self.build_id, i.corpus, i.model, i.user, i.variant, self.built_at])
 
     @classmethod
     def decode(cls, raw: bytes) -> Header:
-        build_id, corpus, model, subs, built_at = json.loads(raw)
-        return cls(build_id, corpus, model, subs, built_at)
+        build_id, corpus, model, user, variant, built_at = json.loads(raw)
+        return cls(build_id, Inputs(corpus, model, user, variant), built_at)
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class Entry:
 class RenderedPage:
     corpus: int
     model: int
+    variant: str
     limit: int
     body: bytes
 
@@ -96,8 +107,12 @@ class RenderedPage:
         if raw is None:
             return None
         head, _, body = raw.partition(b"\n")
-        corpus, model, limit = (int(n) for n in head.split(b" "))
-        return cls(corpus, model, limit, body)
+        corpus, model, variant, limit = head.split(b" ")
+        return cls(int(corpus), int(model), variant.decode().strip("-"), int(limit), body)
+
+    def encode(self) -> bytes:
+        head = f"{self.corpus} {self.model} {self.variant or '-'} {self.limit}\n"
+        return head.encode() + self.body
 
 
 def new_build_id() -> str:
@@ -120,15 +135,27 @@ def rendered_key(user_id: str) -> str:
 
 
 def store_rendered(
-    r: redis.Redis, user_id: str, page: RenderedPage, subs: int, ttl: int, subs_key: str
+    r: redis.Redis,
+    user_id: str,
+    page: RenderedPage,
+    user: str,
+    ttl: int,
+    version_keys: tuple[str, str],
 ) -> None:
-    """Keep a rendered first page, unless the user's follows changed since it was built."""
-    head = f"{page.corpus} {page.model} {page.limit}\n".encode()
-    r.eval(_STORE_PAGE, 2, PAGE_KEY % user_id, subs_key, subs, head + page.body, max(ttl, 1))
+    """Keep a rendered first page, unless the user's follows or history moved since its build.
+
+    ``version_keys`` are the subscription and history version keys whose values ``user``
+    joins; they are checked inside the script, so a concurrent change always wins.
+    """
+    r.eval(_STORE_PAGE, 3, PAGE_KEY % user_id, *version_keys, user, page.encode(), max(ttl, 1))
 
 
 def drop_rendered(r: redis.Redis, user_id: str) -> None:
     r.delete(PAGE_KEY % user_id)
+
+
+def queue_drop_rendered(pipe: Pipeline, user_id: str) -> None:
+    pipe.delete(PAGE_KEY % user_id)
 
 
 def read_page(
@@ -181,7 +208,7 @@ def release_build(r: redis.Redis, user_id: str, token: str) -> None:
 def wait_for_build(
     r: redis.Redis,
     user_id: str,
-    wanted: tuple[int, int, int],
+    wanted: Inputs,
     count: int,
     timeout: float,
     replacing: str | None,
@@ -201,16 +228,12 @@ def wait_for_build(
 def read_built(
     r: redis.Redis,
     user_id: str,
-    wanted: tuple[int, int, int],
+    wanted: Inputs,
     count: int,
     replacing: str | None,
 ) -> tuple[Header, list[Entry]] | None:
     """The current list if it is a build for these versions other than ``replacing``."""
     header, entries = split_first_page(r.lrange(FEED_KEY % user_id, 0, count))
-    if (
-        header is not None
-        and header.build_id != replacing
-        and (header.corpus, header.model, header.subs) == wanted
-    ):
+    if header is not None and header.build_id != replacing and header.inputs == wanted:
         return header, entries
     return None

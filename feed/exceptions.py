@@ -53,3 +53,22 @@ class ServiceUnavailable(FeedError):
     """The service cannot answer yet (no model fitted, Redis unreachable); retry later."""
 
     code = "unavailable"
+
+
+class InvalidExperiment(FeedError):
+    """An experiment definition the service cannot run (bad ranker, weights, ranges...)."""
+
+    code = "invalid_experiment"
+
+
+class ExperimentConflict(FeedError):
+    """The request contradicts the experiment's state or another running experiment."""
+
+    code = "experiment_conflict"
+
+
+class ExperimentNotFound(NotFound):
+    code = "experiment_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown experiment: {name[:200]!r}", experiment=name[:200])

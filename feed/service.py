@@ -5,23 +5,26 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import redis
 
-from feed import articles, cache, categories, subscriptions, versions
-from feed.cache import Entry, Header, RenderedPage
+from feed import articles, cache, categories, history, subscriptions, versions
+from feed.cache import Entry, Header, Inputs, RenderedPage
 from feed.cursor import Cursor, CursorCodec
 from feed.exceptions import StaleCursor
 from feed.model_keeper import ModelKeeper
+from feed.popularity import Popularity
+from feed.variants import Variants
 from feed.versions import Versions
-from recommender.ranker import Ranked, Ranker, RankRequest
+from recommender.ranker import Ranked, RankRequest
 
 log = logging.getLogger(__name__)
 
-# Entries read beyond the page size, so articles deleted after the build can be skipped
-# without a second round trip.
+# Entries read beyond the page size, so articles deleted or hidden after the build can be
+# skipped without a second round trip.
 PAGE_SLACK = 10
 # How long a request waits for a concurrent request's build of the same feed before
 # building one itself (uncached).
@@ -34,13 +37,16 @@ REASONS = {
     "follow": "Because you follow {}",
     "related": "Related to {}, which you follow",
     "latest": "Latest in {}",
+    "history": "Like articles you read in {}",
 }
 
 
 @dataclass(frozen=True)
 class FeedPage:
-    body: bytes  # the JSON response: {"items": [...], "next_cursor": str | null}
+    # {"feed_id", "experiment", "variant", "items": [...], "next_cursor"}
+    body: bytes
     cache_hit: bool
+    feed_id: str
 
 
 class FeedService:
@@ -48,7 +54,8 @@ class FeedService:
         self,
         r: redis.Redis,
         keeper: ModelKeeper,
-        ranker: Ranker,
+        variants: Variants,
+        popularity: Popularity,
         codec: CursorCodec,
         *,
         feed_size: int,
@@ -58,7 +65,8 @@ class FeedService:
     ) -> None:
         self._redis = r
         self._keeper = keeper
-        self._ranker = ranker
+        self._variants = variants
+        self._popularity = popularity
         self._codec = codec
         self._feed_size = feed_size
         self._feed_ttl = feed_ttl
@@ -90,55 +98,76 @@ class FeedService:
     # -- pages
 
     def page(self, user_id: str, limit: int, cursor: str | None = None) -> FeedPage:
+        current, (raw_rendered, raw_running) = versions.read_with(
+            self._redis, cache.rendered_key(user_id), self._variants.running_key
+        )
+        variant = self._variants.assign(raw_running, user_id)
         if cursor is not None:
-            return self._next_page(user_id, limit, self._codec.decode(user_id, cursor))
-        current, raw_rendered = versions.read_with(self._redis, cache.rendered_key(user_id))
-        rendered = RenderedPage.decode(raw_rendered)
-        if rendered is not None and (rendered.corpus, rendered.model, rendered.limit) == (
-            current.corpus,
-            current.model,
-            limit,
-        ):
-            return FeedPage(rendered.body, cache_hit=True)
-        return self._first_page(user_id, limit, current)
+            decoded = self._codec.decode(user_id, cursor)
+            body = self._next_page(user_id, limit, decoded)
+            page = self._serve(body, True, variant.label)
+        else:
+            rendered = RenderedPage.decode(raw_rendered)
+            if rendered is not None and (
+                rendered.corpus,
+                rendered.model,
+                rendered.variant,
+                rendered.limit,
+            ) == (current.corpus, current.model, variant.key, limit):
+                page = self._serve(rendered.body, True, variant.label)
+            else:
+                body, hit = self._first_page(user_id, limit, current, variant.key)
+                page = self._serve(body, hit, variant.label)
+        self._variants.exposed(variant, user_id)
+        return page
 
-    def _first_page(self, user_id: str, limit: int, current: Versions) -> FeedPage:
+    def _serve(self, body: bytes, hit: bool, label: bytes) -> FeedPage:
+        """Prefix the stored body with this response's id and the experiment that served it."""
+        feed_id = uuid.uuid4().hex
+        return FeedPage(b'{"feed_id":"' + feed_id.encode() + b'",' + label + body[1:], hit, feed_id)
+
+    def _first_page(
+        self, user_id: str, limit: int, current: Versions, variant: str
+    ) -> tuple[bytes, bool]:
         pipe = self._redis.pipeline(transaction=False)
         subscriptions.queue_version(pipe, user_id)
+        history.queue_version(pipe, user_id)
         cache.queue_first_page(pipe, user_id, limit + PAGE_SLACK)
-        raw_subs, raw_page = pipe.execute()
-        wanted = (current.corpus, current.model, int(raw_subs or 0))
+        raw_subs, raw_history, raw_page = pipe.execute()
+        wanted = Inputs(
+            current.corpus, current.model, f"{int(raw_subs or 0)}.{int(raw_history or 0)}", variant
+        )
         header, entries = cache.split_first_page(raw_page)
         hit = (
             header is not None
-            and (header.corpus, header.model, header.subs) == wanted
+            and header.inputs == wanted
             and self._clock() - header.built_at < self._feed_ttl
         )
         if not hit:
             header, entries, hit = self._rebuild(user_id, wanted, header, limit + PAGE_SLACK)
         assert header is not None
         body = self._render(user_id, header.build_id, 0, entries, limit)
-        if header.model == current.model:
+        if header.inputs.model == current.model:
             cache.store_rendered(
                 self._redis,
                 user_id,
-                RenderedPage(header.corpus, header.model, limit, body),
-                header.subs,
+                RenderedPage(current.corpus, current.model, variant, limit, body),
+                header.inputs.user,
                 ttl=int(self._feed_ttl - (self._clock() - header.built_at)),
-                subs_key=subscriptions.VERSION_KEY % user_id,
+                version_keys=(subscriptions.VERSION_KEY % user_id, history.VERSION_KEY % user_id),
             )
-        return FeedPage(body, hit)
+        return body, hit
 
-    def _next_page(self, user_id: str, limit: int, cursor: Cursor) -> FeedPage:
+    def _next_page(self, user_id: str, limit: int, cursor: Cursor) -> bytes:
         entries = cache.read_page(
             self._redis, user_id, cursor.build_id, cursor.offset, limit + PAGE_SLACK
         )
         if entries is None:
             raise StaleCursor("this cursor's feed has expired; start again from the first page")
-        return FeedPage(self._render(user_id, cursor.build_id, cursor.offset, entries, limit), True)
+        return self._render(user_id, cursor.build_id, cursor.offset, entries, limit)
 
     def _rebuild(
-        self, user_id: str, wanted: tuple[int, int, int], previous: Header | None, count: int
+        self, user_id: str, wanted: Inputs, previous: Header | None, count: int
     ) -> tuple[Header, list[Entry], bool]:
         replacing = previous.build_id if previous else None
         token = cache.acquire_build(self._redis, user_id)
@@ -165,31 +194,42 @@ class FeedService:
         return header, entries[:count], False
 
     def _build(
-        self, user_id: str, wanted: tuple[int, int, int], previous: Header | None, store: bool
+        self, user_id: str, wanted: Inputs, previous: Header | None, store: bool
     ) -> tuple[Header, list[Entry]]:
-        corpus, model_version, subs = wanted
-        loaded = self._keeper.model_for(model_version)
+        loaded = self._keeper.model_for(wanted.model)
+        ranker = self._variants.ranker(wanted.variant)
         pipe = self._redis.pipeline(transaction=False)
         subscriptions.queue_members(pipe, user_id)
+        history.queue_read(pipe, user_id)
         articles.queue_deleted_since(pipe, loaded.meta.snapshot_at - DELETE_MARGIN_SECONDS)
         categories.queue_names(pipe)
-        raw_followed, raw_deleted, raw_names = pipe.execute()
+        raw_followed, raw_read, raw_hidden, raw_deleted, raw_names = pipe.execute()
         now = self._clock()
-        ranked = self._ranker.rank(
+        read = tuple((article_id.decode(), when) for article_id, when in raw_read)
+        # Documented rule: what the reader hid, clicked or read leaves their feed.
+        exclude = {i.decode() for i in (*raw_hidden, *raw_deleted)} | {a for a, _ in read}
+        popularity = self._popularity.read(now) if self._variants.uses_popularity(ranker) else {}
+        ranked = ranker.rank(
             loaded.model,
             RankRequest(
-                tuple(sorted(m.decode() for m in raw_followed)),
-                now,
-                self._feed_size,
-                frozenset(i.decode() for i in raw_deleted),
+                followed=tuple(sorted(m.decode() for m in raw_followed)),
+                now=now,
+                size=self._feed_size,
+                exclude=frozenset(exclude),
+                history=read,
+                popularity=popularity,
             ),
         )
         names = {k.decode(): v.decode() for k, v in raw_names.items()}
         entries = [Entry.of(r.id, r.score, _reason(r, names)) for r in ranked]
-        header = Header(cache.new_build_id(), corpus, loaded.meta.version, subs, now)
+        header = Header(
+            cache.new_build_id(),
+            Inputs(wanted.corpus, loaded.meta.version, wanted.user, wanted.variant),
+            now,
+        )
         self.builds += 1
         # Only a build from the current model may be cached: a newer one is already published.
-        if store and loaded.meta.version == model_version:
+        if store and loaded.meta.version == wanted.model:
             # The list outlives its freshness so that cursors into it keep working.
             cache.store(
                 self._redis,
@@ -205,15 +245,22 @@ class FeedService:
     def _render(
         self, user_id: str, build_id: str, offset: int, entries: list[Entry], limit: int
     ) -> bytes:
-        """Splice each entry's score and reason onto its stored card: no JSON parsing."""
-        cards = articles.raw_cards(self._redis, [e.id for e in entries])
+        """Splice each entry's score and reason onto its stored card: no JSON parsing.
+
+        Articles deleted or hidden since the list was built are skipped.
+        """
+        ids = [e.id for e in entries]
+        pipe = self._redis.pipeline(transaction=False)
+        articles.queue_raw_cards(pipe, ids)
+        history.queue_hidden_among(pipe, user_id, ids)
+        cards, hidden = pipe.execute() if ids else ([], [])
         items: list[bytes] = []
         consumed = 0
-        for entry, card in zip(entries, cards, strict=True):
+        for entry, card, hid in zip(entries, cards, hidden, strict=True):
             if len(items) == limit:
                 break
             consumed += 1
-            if card is not None:  # None: deleted since the list was built
+            if card is not None and hid is None:
                 items.append(card[:-1] + entry.tail)
         next_cursor = b"null"
         if consumed < len(entries):

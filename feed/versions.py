@@ -36,11 +36,11 @@ def read(r: redis.Redis) -> Versions:
     return parse(r.mget(CORPUS_VERSION_KEY, MODEL_CURRENT_KEY))
 
 
-def read_with(r: redis.Redis, key: str) -> tuple[Versions, bytes | None]:
-    """The versions and one more key in one command: this is every cache hit's only read.
+def read_with(r: redis.Redis, *keys: str) -> tuple[Versions, list[bytes | None]]:
+    """The versions and more keys in one command: this is every cache hit's only read.
 
     The keys live in different cluster slots, so a cluster client splits the read per slot.
     """
     mget = getattr(r, "mget_nonatomic", r.mget)
-    corpus, model, value = mget(CORPUS_VERSION_KEY, MODEL_CURRENT_KEY, key)
-    return parse([corpus, model]), value
+    corpus, model, *values = mget(CORPUS_VERSION_KEY, MODEL_CURRENT_KEY, *keys)
+    return parse([corpus, model]), values

@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 # Bounds the vocabulary (and so model size and fit time) on large corpora.
 MAX_FEATURES = 2**17
 # Bumped whenever the arrays below change meaning; older artifacts are then refitted.
-ARTIFACT_FORMAT = 2
+ARTIFACT_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ class CorpusModel:
 
     ``sims[i, c]`` is the cosine between article ``i`` and the centroid of category ``c``;
     ``gram`` holds the centroids' pairwise dot products, so the norm of any sum of centroids
-    (a user profile) is known without touching the vocabulary.
+    (a user profile) is known without touching the vocabulary. ``vectors`` keeps the
+    L2-normalised TF-IDF rows themselves, for profiles built from a reading history.
     """
 
     ids: NDArray[np.str_]
@@ -42,6 +44,7 @@ class CorpusModel:
     members: NDArray[np.bool_]  # (n_articles, n_categories)
     sims: NDArray[np.float32]  # (n_articles, n_categories)
     gram: NDArray[np.float64]  # (n_categories, n_categories)
+    vectors: sparse.csr_matrix  # (n_articles, n_terms), rows L2-normalised
 
     @property
     def size(self) -> int:
@@ -59,8 +62,18 @@ class CorpusModel:
     def to_bytes(self) -> bytes:
         """Plain numpy arrays (no pickle): safe to load, and independent of library versions."""
         buffer = io.BytesIO()
-        arrays: dict[str, Any] = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
-        np.savez(buffer, format=np.array(ARTIFACT_FORMAT), **arrays)
+        arrays: dict[str, Any] = {
+            f.name: np.asarray(getattr(self, f.name)) for f in fields(self) if f.name != "vectors"
+        }
+        np.savez(
+            buffer,
+            format=np.array(ARTIFACT_FORMAT),
+            vectors_data=self.vectors.data,
+            vectors_indices=self.vectors.indices,
+            vectors_indptr=self.vectors.indptr,
+            vectors_shape=np.array(self.vectors.shape),
+            **arrays,
+        )
         return buffer.getvalue()
 
     @staticmethod
@@ -76,6 +89,10 @@ class CorpusModel:
                 members=data["members"],
                 sims=data["sims"],
                 gram=data["gram"],
+                vectors=sparse.csr_matrix(
+                    (data["vectors_data"], data["vectors_indices"], data["vectors_indptr"]),
+                    shape=tuple(data["vectors_shape"]),
+                ),
             )
 
 
@@ -91,7 +108,13 @@ def fit(docs: Sequence[Doc]) -> CorpusModel:
     published = np.array([d.published for d in docs], dtype=np.float64)
     if n == 0:
         return CorpusModel(
-            ids, published, slugs, members, np.zeros((0, 0), np.float32), np.zeros((0, 0))
+            ids,
+            published,
+            slugs,
+            members,
+            np.zeros((0, 0), np.float32),
+            np.zeros((0, 0)),
+            sparse.csr_matrix((0, 0), dtype=np.float32),
         )
 
     vectorizer = TfidfVectorizer(
@@ -105,7 +128,15 @@ def fit(docs: Sequence[Doc]) -> CorpusModel:
     try:
         matrix = vectorizer.fit_transform([d.text for d in docs])
     except ValueError:  # every document is empty or stop words only
-        return CorpusModel(ids, published, slugs, members, np.zeros((n, k), np.float32), np.eye(k))
+        return CorpusModel(
+            ids,
+            published,
+            slugs,
+            members,
+            np.zeros((n, k), np.float32),
+            np.eye(k),
+            sparse.csr_matrix((n, 0), dtype=np.float32),
+        )
     # Category centroids: the mean of member vectors, normalised so categories weigh equally.
     membership = members.astype(np.float32)
     counts = np.maximum(membership.sum(axis=0), 1.0)
@@ -113,4 +144,6 @@ def fit(docs: Sequence[Doc]) -> CorpusModel:
     centroids = normalize(centroids)
     sims = np.asarray(matrix @ centroids.T, dtype=np.float32)
     gram = centroids @ centroids.T
-    return CorpusModel(ids, published, slugs, members, sims, gram.astype(np.float64))
+    return CorpusModel(
+        ids, published, slugs, members, sims, gram.astype(np.float64), sparse.csr_matrix(matrix)
+    )

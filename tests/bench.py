@@ -70,6 +70,9 @@ PAGE_LIMIT = 20
 RUNS_PER_APP = 2  # floor, feed, floor, feed: medians over the runs
 
 INGEST_BATCH = 1000
+EVENT_BATCH = 100
+EVENT_CLIENTS = 8
+EVENTS_TARGET = 5000.0
 FEED_TARGET_RATIO = 0.80
 COLD_P50_TARGET_MS = 20.0
 REINDEX_100K_TARGET_S = 60.0
@@ -773,6 +776,74 @@ class Bench:
                     f"p99 {result.p99_ms:.2f} ms, errors {result.errors}"
                 )
         self.report_http(runs, recycled, misses, len(body), cold_ms)
+        self.events(feed.port, users, auth, r)
+
+    def events(self, port: int, users: Sequence[str], auth: dict[str, str], r: redis.Redis) -> None:
+        """Event ingestion: EVENT_CLIENTS devices posting batches of EVENT_BATCH events."""
+        ids = [i.decode() for i in r.zrange("nf:articles:by_time", 0, 999)]
+        rng = random.Random(7)
+        bodies = []
+        for user in users:
+            events = [
+                {
+                    "type": rng.choice(("impression",) * 9 + ("click",)),
+                    "user_id": user,
+                    "article_id": rng.choice(ids),
+                    "feed_id": "bench",
+                    "position": n,
+                }
+                for n in range(EVENT_BATCH)
+            ]
+            bodies.append((json.dumps({"events": events}).encode(), auth[user]))
+        accepted = [0] * EVENT_CLIENTS
+        latencies: list[list[float]] = [[] for _ in range(EVENT_CLIENTS)]
+        deadline = time.monotonic() + self.profile.run_seconds
+
+        def device(slot: int) -> None:
+            conn = http.client.HTTPConnection(HOST, port, timeout=30)
+            n = slot
+            try:
+                while time.monotonic() < deadline:
+                    body, token = bodies[n % len(bodies)]
+                    n += EVENT_CLIENTS
+                    t0 = time.perf_counter()
+                    conn.request(
+                        "POST",
+                        "/v1/events",
+                        body=body,
+                        headers={"Authorization": token, "Content-Type": "application/json"},
+                    )
+                    response = conn.getresponse()
+                    payload = response.read()
+                    latencies[slot].append((time.perf_counter() - t0) * 1000)
+                    if response.status != 202:
+                        raise RuntimeError(f"POST /v1/events: {response.status} {payload[:300]!r}")
+                    accepted[slot] += json.loads(payload)["accepted"]
+            finally:
+                conn.close()
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=device, args=(s,)) for s in range(EVENT_CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        flat = [ms for per in latencies for ms in per]
+        log(f"events: {sum(accepted):,} accepted in {elapsed:.1f}s")
+        note = f"{EVENT_CLIENTS} clients, batches of {EVENT_BATCH}"
+        rate = sum(accepted) / elapsed
+        self.report.add(
+            "5. events",
+            "events accepted",
+            rate,
+            "ev/s",
+            target=f">= {EVENTS_TARGET:,.0f}",
+            ok=rate >= EVENTS_TARGET,
+            note=note,
+        )
+        self.report.add("5. events", "batch latency p50", median(flat), "ms")
+        self.report.add("5. events", "batch latency p99", percentile(flat, 99), "ms")
 
     @staticmethod
     def _lock_writes(r: redis.Redis) -> int:

@@ -38,7 +38,8 @@ def test_page_two_continues_page_one_while_articles_arrive(client, tokens, alice
     )
     assert page(client, alice).headers["X-Feed-Cache"] == "miss"  # page one has moved on
     again = page(client, alice, first["next_cursor"]).json
-    assert again == second
+    assert again["items"] == second["items"]
+    assert again["next_cursor"] == second["next_cursor"]
     third = page(client, alice, second["next_cursor"]).json
     seen = [i["id"] for p in (first, second, third) for i in p["items"]]
     assert len(seen) == len(set(seen)) == 30

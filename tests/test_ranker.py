@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 from recommender.model import CorpusModel
 from recommender.ranker import RankRequest, TfidfRanker
@@ -29,6 +30,7 @@ def model_of(rows: list[tuple[str, str, float, float]], slugs=("a", "b")) -> Cor
         members=members,
         sims=sims,
         gram=np.eye(k),
+        vectors=sparse.csr_matrix((len(rows), 0), dtype=np.float32),
     )
 
 

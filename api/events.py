@@ -1,0 +1,33 @@
+"""/v1/events: what readers saw, clicked, read and hid."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask.views import MethodView
+
+from api.auth import BEARER, require_self, signed_in
+from api.blueprint import Blueprint
+from api.extensions import services
+from api.schemas import EventBatchSchema, EventResultSchema, split_events
+from feed.events import EventResult
+
+blp = Blueprint("events", __name__, url_prefix="/v1/events", description="Reader events")
+
+
+@blp.route("")
+class Events(MethodView):
+    @signed_in
+    @blp.doc(security=BEARER)
+    @blp.arguments(EventBatchSchema)
+    @blp.response(202, EventResultSchema)
+    def post(self, batch: dict[str, Any]) -> EventResult:
+        """Record up to 500 events of the token's user; per-event outcome
+
+        Events about unknown articles, or of unknown types, are rejected one by one with a
+        reason; the rest are kept. Any event for another user refuses the whole batch (403).
+        """
+        accepted, rejected = split_events(batch["events"])
+        require_self(event.user_id for _, event in accepted)
+        return services().events.record(accepted, rejected, time.time())[0]

@@ -1,0 +1,175 @@
+"""Wire schemas of /v1/experiments: definitions in, definitions and results out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import ValidationError, fields, post_load, validate
+
+from api.schemas import FullMatch, StrictSchema, ident, slug
+from feed.articles import iso
+from feed.assignment import DEFAULT_SURFACE, MAX_VARIANTS, MIN_VARIANTS, Experiment, Variant
+from feed.experiment_results import SRM_ALPHA, SRM_METHOD
+from feed.ids import SLUG_PATTERN, SLUG_RULE
+
+
+class Number(fields.Float):
+    """A JSON number: unlike Float, the string "0.5" is refused, as are NaN and infinities."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, str | bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _when(attribute: str) -> Callable[[Experiment], str | None]:
+    def dump(experiment: Experiment) -> str | None:
+        value: float | None = getattr(experiment, attribute)
+        if value is None:
+            return None
+        return iso(datetime.fromtimestamp(value, UTC))
+
+    return dump
+
+
+class VariantInSchema(StrictSchema):
+    name = slug(required=True, metadata={"example": "control"})
+    ranker = fields.String(
+        required=True,
+        validate=validate.Length(1, 64),
+        metadata={"description": "tfidf, latest or popular", "example": "tfidf"},
+    )
+    params = fields.Dict(
+        keys=fields.String(validate=validate.Length(1, 64)),
+        values=Number(),
+        load_default=dict,
+        metadata={"description": 'ranker parameters (numbers), e.g. {"mmr_lambda": 0.7}'},
+    )
+    weight = Number(
+        required=True,
+        validate=validate.Range(min=0, min_inclusive=False),
+        metadata={"description": "relative share of the experiment's traffic, > 0"},
+    )
+
+
+class ExperimentInSchema(StrictSchema):
+    name = slug(required=True, metadata={"example": "mmr-vs-tfidf"})
+    variants = fields.List(
+        fields.Nested(VariantInSchema),
+        required=True,
+        validate=validate.Length(MIN_VARIANTS, MAX_VARIANTS),
+        metadata={"description": "the first variant is the control"},
+    )
+    traffic = Number(
+        required=True,
+        validate=validate.Range(min=0, max=1, min_inclusive=False),
+        metadata={"description": "share of the namespace's users in the experiment, (0, 1]"},
+    )
+    salt = ident(
+        load_default=None,
+        metadata={"description": "hash salt; default: the experiment's name"},
+    )
+    surface = fields.String(
+        load_default=DEFAULT_SURFACE,
+        validate=FullMatch(SLUG_PATTERN, error=f"must be {SLUG_RULE}"),
+    )
+    namespace = fields.Tuple(
+        (Number(validate=validate.Range(0, 1)), Number(validate=validate.Range(0, 1))),
+        load_default=None,
+        metadata={
+            "description": "[start, end) share of the surface's users this experiment may use; "
+            "experiments in disjoint namespaces run together. Default [0, 1]"
+        },
+    )
+
+    @post_load
+    def make_experiment(self, data: dict[str, Any], **_: Any) -> Experiment:
+        namespace = data["namespace"] or (0.0, 1.0)
+        if not namespace[0] < namespace[1]:
+            raise ValidationError("start must be below end", "namespace")
+        return Experiment(
+            name=data["name"],
+            variants=tuple(
+                Variant(v["name"], v["ranker"], v["params"], v["weight"]) for v in data["variants"]
+            ),
+            traffic=data["traffic"],
+            salt=data["salt"] or data["name"],
+            surface=data["surface"],
+            namespace=namespace,
+        )
+
+
+class VariantSchema(StrictSchema):
+    name = fields.String()
+    ranker = fields.String()
+    params = fields.Dict(keys=fields.String(), values=fields.Float())
+    weight = fields.Float()
+
+
+class ExperimentSchema(StrictSchema):
+    name = fields.String()
+    status = fields.String(metadata={"description": "draft, running or stopped"})
+    surface = fields.String()
+    salt = fields.String()
+    traffic = fields.Float()
+    namespace = fields.List(fields.Float(), metadata={"description": "[start, end)"})
+    control = fields.Function(lambda e: e.control.name, metadata={"description": "1st variant"})
+    variants = fields.List(fields.Nested(VariantSchema))
+    created_at = fields.Function(_when("created_at"), metadata={"description": "ISO 8601"})
+    started_at = fields.Function(_when("started_at"), allow_none=True)
+    stopped_at = fields.Function(_when("stopped_at"), allow_none=True)
+
+
+class ExperimentListSchema(StrictSchema):
+    experiments = fields.List(fields.Nested(ExperimentSchema))
+
+
+class IntervalSchema(StrictSchema):
+    low = fields.Float()
+    high = fields.Float()
+
+
+class VariantResultSchema(StrictSchema):
+    name = fields.String()
+    ranker = fields.String()
+    params = fields.Dict(keys=fields.String(), values=fields.Float())
+    weight = fields.Float(metadata={"description": "normalised share of the traffic"})
+    is_control = fields.Boolean()
+    users = fields.Integer(metadata={"description": "exposed users (the randomisation unit)"})
+    pages = fields.Integer(metadata={"description": "feed pages served"})
+    impressions = fields.Integer()
+    clicks = fields.Integer()
+    ctr = fields.Float(allow_none=True, metadata={"description": "clicks / impressions"})
+    ctr_ci = fields.Nested(IntervalSchema, allow_none=True)
+    relative_lift = fields.Float(
+        allow_none=True, metadata={"description": "CTR / control CTR - 1; null for the control"}
+    )
+    relative_lift_ci = fields.Nested(IntervalSchema, allow_none=True)
+    p_value = fields.Float(allow_none=True, metadata={"description": "two-sided, see method"})
+    significant = fields.Boolean(allow_none=True)
+    naive_p_value = fields.Float(allow_none=True, metadata={"description": "see naive_method"})
+
+
+class SrmSchema(StrictSchema):
+    chi2 = fields.Float()
+    dof = fields.Integer()
+    p_value = fields.Float()
+    mismatch = fields.Boolean(metadata={"description": "p_value < alpha: do not trust results"})
+    expected = fields.List(fields.Float(), metadata={"description": "users per variant"})
+    alpha = fields.Constant(SRM_ALPHA, metadata={"description": "flag threshold"})
+    method = fields.Constant(SRM_METHOD)
+
+
+class ExperimentResultsSchema(StrictSchema):
+    experiment = fields.Function(lambda res: res.experiment.name)
+    status = fields.Function(lambda res: res.experiment.status)
+    started_at = fields.Function(lambda res: _when("started_at")(res.experiment))
+    stopped_at = fields.Function(lambda res: _when("stopped_at")(res.experiment))
+    confidence = fields.Float()
+    method = fields.String(metadata={"description": "test behind p_value and relative_lift_ci"})
+    naive_method = fields.String()
+    ctr_ci_method = fields.String()
+    variants = fields.List(fields.Nested(VariantResultSchema))
+    srm = fields.Nested(SrmSchema, metadata={"description": "sample-ratio-mismatch check"})

@@ -1,0 +1,113 @@
+"""Reader events: kept in a capped stream, and fanned out to history and popularity."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import redis
+
+from feed import articles, cache, history
+from feed.popularity import Popularity
+
+log = logging.getLogger(__name__)
+
+STREAM_KEY = "nf:events"  # the durable log a data team consumes (XREAD / consumer groups)
+# Capped (approximately, which lets Redis trim whole nodes cheaply) so memory stays bounded.
+STREAM_MAX_LEN = 1_000_000
+KINDS = ("impression", "click", "read", "hide")
+MAX_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    user_id: str
+    article_id: str
+    ts: float  # epoch seconds
+    feed_id: str | None = None
+    position: int | None = None
+    dwell_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class EventRejection:
+    index: int
+    reason: str
+    message: str
+
+
+@dataclass
+class EventResult:
+    accepted: int = 0
+    rejected: list[EventRejection] = field(default_factory=list)
+
+
+class EventLog:
+    def __init__(self, r: redis.Redis, popularity: Popularity) -> None:
+        self._redis = r
+        self._popularity = popularity
+
+    def record(
+        self, batch: Sequence[tuple[int, Event]], rejected: Sequence[EventRejection], now: float
+    ) -> tuple[EventResult, list[Event]]:
+        """Keep every event about a stored article; answers the outcome and the kept events.
+
+        The stream, the histories and the cache drops are written in one transaction, so an
+        acknowledged event is in all of them or in none.
+        """
+        result = EventResult(rejected=list(rejected))
+        ids = sorted({event.article_id for _, event in batch})
+        stored = {
+            i
+            for i, card in zip(ids, articles.raw_cards(self._redis, ids), strict=True)
+            if card is not None
+        }
+        kept: list[Event] = []
+        for index, event in batch:
+            if event.article_id in stored:
+                kept.append(event)
+            else:
+                result.rejected.append(
+                    EventRejection(
+                        index, "unknown_article", f"article {event.article_id!r} does not exist"
+                    )
+                )
+        result.rejected.sort(key=lambda r: r.index)
+        if not kept:
+            return result, kept
+        with self._redis.pipeline(transaction=True) as pipe:
+            changed: set[str] = set()
+            for event in kept:
+                pipe.xadd(STREAM_KEY, _fields(event), maxlen=STREAM_MAX_LEN, approximate=True)
+                if history.queue_event(pipe, event.user_id, event.type, event.article_id, event.ts):
+                    changed.add(event.user_id)
+            for user_id in changed:
+                cache.queue_drop_rendered(pipe, user_id)
+            pipe.execute()
+        # Counters derived from the stream: recomputable from it if this step is interrupted.
+        self._popularity.record([(e.type, e.article_id, e.ts) for e in kept], now)
+        result.accepted = len(kept)
+        return result, kept
+
+
+def _fields(event: Event) -> dict[str, str]:
+    values = {
+        "type": event.type,
+        "user": event.user_id,
+        "article": event.article_id,
+        "ts": f"{event.ts:.3f}",
+        "feed_id": event.feed_id,
+        "position": event.position,
+        "dwell_ms": event.dwell_ms,
+    }
+    return {k: str(v) for k, v in values.items() if v is not None}
+
+
+def stream_entries(r: redis.Redis, count: int = 100) -> list[dict[str, str]]:
+    """The newest entries, newest first (for operators and tests)."""
+    return [
+        {k.decode(): v.decode() for k, v in fields.items()}
+        for _, fields in r.xrevrange(STREAM_KEY, count=count)
+    ]

@@ -1,0 +1,71 @@
+"""Which ranker serves a user: the default, or an experiment variant they are assigned to."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import redis
+
+from feed import experiments
+from feed.experiments import Assignment
+from recommender.baselines import PopularRanker
+from recommender.diversity import MMRRanker
+from recommender.ranker import Ranker
+from recommender.registry import make_ranker
+
+log = logging.getLogger(__name__)
+
+NO_EXPERIMENT = b'"experiment":null,"variant":null,'
+
+
+@dataclass(frozen=True)
+class Variant:
+    key: str  # "<experiment>:<variant>"; "" for the default ranker
+    label: bytes  # the response's "experiment" and "variant" members, as JSON
+    assignment: Assignment | None
+
+
+DEFAULT = Variant("", NO_EXPERIMENT, None)
+
+
+class Variants:
+    """Assigns users (no Redis round trip: the running experiments come with the feed's read)
+    and builds each variant's ranker once per process."""
+
+    running_key = experiments.RUNNING_KEY
+
+    def __init__(self, r: redis.Redis, default: Ranker) -> None:
+        self._redis = r
+        self._default = default
+        self._rankers: dict[str, Ranker] = {"": default}
+        self._assignments: dict[str, Assignment] = {}
+
+    def assign(self, raw_running: bytes | None, user_id: str) -> Variant:
+        running = experiments.parse_running(raw_running)
+        assignment = experiments.assign(running, user_id) if running else None
+        if assignment is None:
+            return DEFAULT
+        self._assignments.setdefault(assignment.key, assignment)
+        label = json.dumps({"experiment": assignment.experiment, "variant": assignment.variant})
+        return Variant(assignment.key, label[1:-1].encode() + b",", assignment)
+
+    def ranker(self, key: str) -> Ranker:
+        found = self._rankers.get(key)
+        if found is None:
+            assignment = self._assignments.get(key)
+            if assignment is None:  # stopped since: the next request is assigned afresh
+                return self._default
+            found = make_ranker(assignment.ranker, assignment.params)
+            self._rankers[key] = found
+        return found
+
+    def exposed(self, variant: Variant, user_id: str) -> None:
+        if variant.assignment is not None:
+            experiments.record_exposure(self._redis, variant.assignment, user_id)
+
+    @staticmethod
+    def uses_popularity(ranker: Ranker) -> bool:
+        inner = ranker.inner if isinstance(ranker, MMRRanker) else ranker
+        return isinstance(inner, PopularRanker)
