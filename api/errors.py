@@ -114,7 +114,8 @@ def register_error_handlers(app: Flask) -> None:
 
 def _domain_error(error: FeedError) -> ResponseReturnValue:
     status = next((s for cls, s in STATUS_FOR if isinstance(error, cls)), 400)
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status in (409, 503) else None
+    retryable = isinstance(error, WriteConflict | ServiceUnavailable)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if retryable else None
     return error_response(status, error.code, error.message, error.details or None, headers)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from feed import articles, cache, history
+from feed import articles, cache, experiments, history
 from feed.popularity import Popularity
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,9 @@ class EventLog:
             pipe.execute()
         # Counters derived from the stream: recomputable from it if this step is interrupted.
         self._popularity.record([(e.type, e.article_id, e.ts) for e in kept], now)
+        running = experiments.parse_running(self._redis.get(experiments.RUNNING_KEY))
+        if running:
+            experiments.record_events(self._redis, running, [(e.user_id, e.type) for e in kept])
         result.accepted = len(kept)
         return result, kept
 
