@@ -51,6 +51,7 @@ from api.tokens import issue_token
 from config import ENV_PREFIX, Settings
 from feed import articles, categories, subscriptions
 from feed.articles import Article
+from feed.assignment import Experiment, Variant, assign, dump_running, parse_running
 from feed.demo import DEMO_CATEGORIES, generate_articles
 from feed.redis_server import RedisServer
 from feed.reindex import ReindexResult, reindex
@@ -777,6 +778,71 @@ class Bench:
                 )
         self.report_http(runs, recycled, misses, len(body), cold_ms)
         self.events(feed.port, users, auth, r)
+        self.with_experiment(feed, feed_targets, users, auth, settings, runs["feed"])
+
+    def with_experiment(
+        self,
+        feed: Gunicorn,
+        targets: list[tuple[str, str]],
+        users: Sequence[str],
+        auth: dict[str, str],
+        settings: Settings,
+        baseline: list[LoadResult],
+    ) -> None:
+        """The cached feed again, with a two-variant experiment covering every reader."""
+        admin = f"Bearer {issue_token(settings, 'bench-admin', admin=True)}"
+        definition = {
+            "name": "bench",
+            "traffic": 1.0,
+            "variants": [
+                {"name": "control", "ranker": "tfidf", "params": {}, "weight": 1},
+                {"name": "fresh", "ranker": "latest", "params": {}, "weight": 1},
+            ],
+        }
+        for method, path, body in (
+            ("POST", "/v1/experiments", json.dumps(definition).encode()),
+            ("POST", "/v1/experiments/bench/start", b""),
+        ):
+            conn = http.client.HTTPConnection(HOST, feed.port, timeout=30)
+            conn.request(
+                method,
+                path,
+                body=body,
+                headers={"Authorization": admin, "Content-Type": "application/json"},
+            )
+            response = conn.getresponse()
+            payload = response.read()
+            conn.close()
+            if response.status not in (200, 201):
+                raise RuntimeError(f"{path}: {response.status} {payload[:300]!r}")
+        self.warm(feed.port, users, auth)  # each variant's lists, as readers would
+        result = self.load(feed.port, targets, self.profile.run_seconds, self.tmp)
+        base_rps = median([b.rps for b in baseline])
+        base_p50 = median([b.p50_ms for b in baseline])
+        log(f"feed with experiment: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms")
+        section = "6. feed with an experiment running"
+        self.report.add(
+            section,
+            "feed throughput",
+            result.rps,
+            "req/s",
+            note=f"without: {base_rps:,.0f} req/s (section 1)",
+        )
+        self.report.add(
+            section, "feed p50", result.p50_ms, "ms", note=f"without: {base_p50:.2f} ms (section 1)"
+        )
+        self.report.add(section, "feed p99", result.p99_ms, "ms")
+        self.report.add(section, "errors", result.errors, "", target="0", ok=result.errors == 0)
+        cost = assignment_cost_us()
+        self.report.add(
+            section,
+            "assignment per request",
+            cost,
+            "us",
+            target="< 200 us",
+            ok=cost < 200,
+            note="parse_running + assign, in-process, median",
+        )
 
     def events(self, port: int, users: Sequence[str], auth: dict[str, str], r: redis.Redis) -> None:
         """Event ingestion: EVENT_CLIENTS devices posting batches of EVENT_BATCH events."""
@@ -1047,6 +1113,25 @@ class Bench:
 
 
 # -- entry point ------------------------------------------------------------------------------
+
+
+def assignment_cost_us() -> float:
+    """Median cost of deciding a reader's variant, as the feed does on every request."""
+    definition = Experiment(
+        name="bench",
+        traffic=1.0,
+        salt="bench",
+        variants=(Variant("control", "tfidf", {}, 1.0), Variant("fresh", "latest", {}, 1.0)),
+        status="running",
+    )
+    raw = dump_running([definition])
+    samples = []
+    for n in range(20_000):
+        fresh = bytes(raw)  # a new object per request, as Redis returns it
+        t0 = time.perf_counter()
+        assign(parse_running(fresh), f"user-{n}")
+        samples.append((time.perf_counter() - t0) * 1e6)
+    return median(samples)
 
 
 def machine_info(server: RedisServer, load_name: str) -> dict[str, Any]:
