@@ -1,0 +1,42 @@
+"""Forward-decayed click and impression counts, including the epoch rebase."""
+
+from __future__ import annotations
+
+import pytest
+
+from feed.popularity import REBASE_EXPONENT, Popularity
+
+HOUR = 3600.0
+T0 = 1_800_000_000.0
+
+
+def test_counts_decay_with_the_half_life(redis_client):
+    popularity = Popularity(redis_client, half_life_hours=24)
+    popularity.record(
+        [("impression", "a", T0), ("impression", "a", T0), ("click", "a", T0), ("read", "a", T0)],
+        now=T0,
+    )
+    assert popularity.read(T0) == {"a": pytest.approx((1.0, 2.0))}
+    clicks, shown = popularity.read(T0 + 24 * HOUR)["a"]
+    assert (clicks, shown) == (pytest.approx(0.5), pytest.approx(1.0))
+
+
+def test_late_events_weigh_by_when_they_happened(redis_client):
+    popularity = Popularity(redis_client, half_life_hours=1)
+    popularity.record([("impression", "a", T0 - 2 * HOUR)], now=T0)
+    assert popularity.read(T0)["a"][1] == pytest.approx(0.25)
+
+
+def test_the_epoch_rebase_keeps_every_count(redis_client):
+    popularity = Popularity(redis_client, half_life_hours=1)
+    popularity.record([("impression", "old", T0)], now=T0)
+    later = T0 + (REBASE_EXPONENT + 2) * HOUR  # forces a rebase on the next write
+    popularity.record([("impression", "new", later)], now=later)
+    counts = popularity.read(later)
+    assert counts["new"][1] == pytest.approx(1.0)
+    assert counts["old"][1] == pytest.approx(2.0 ** -(REBASE_EXPONENT + 2), rel=1e-9)
+    assert float(redis_client.get("nf:{popularity}:epoch")) == later
+
+
+def test_nothing_recorded_reads_empty(redis_client):
+    assert Popularity(redis_client, half_life_hours=24).read(T0) == {}
