@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -59,7 +62,7 @@ def evaluate_command(
     names = list(dict.fromkeys(rankers))
     if BASELINE not in names:
         names.append(BASELINE)  # the lifts need it
-    results = evaluate(news, impressions, names, progress=True, seed=seed)
+    results = evaluate(news, impressions, names, progress=_progress_bar, seed=seed)
     some = results[BASELINE]
     if not some.impressions:
         raise click.ClickException("no impression has both a clicked and a skipped candidate")
@@ -84,3 +87,9 @@ def _table(results: dict[str, Metrics], baseline: Metrics) -> str:
             cells.append(f"  {value:.4f} {lift:<9}")
         lines.append((f"{name:<{width}}" + "".join(cells)).rstrip())
     return "\n".join(lines)
+
+
+@contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[int], None]]:
+    with click.progressbar(length=total, label="evaluating", file=sys.stderr) as bar:
+        yield bar.update

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, utils, validate
 
@@ -14,6 +15,8 @@ from feed.events import MAX_BATCH as MAX_EVENTS
 from feed.ids import ID_PATTERN, ID_RULE, SLUG_PATTERN, SLUG_RULE
 from feed.ingest import MAX_BATCH
 
+T = TypeVar("T")
+R = TypeVar("R")
 MAX_FOLLOWED = 200  # categories one user may follow; bounds the subscription set
 MAX_CATEGORIES_PER_ARTICLE = 10
 FUTURE_TOLERANCE = timedelta(hours=1)  # clock skew between the CMS or a device and us
@@ -136,15 +139,19 @@ class ArticleBatchSchema(StrictSchema):
     )
 
 
-def split_batch(items: list[Any]) -> tuple[list[tuple[int, Article]], list[Rejection]]:
-    """Valid articles with their request index, and a rejection for each invalid one."""
-    accepted = [(i, item) for i, item in enumerate(items) if isinstance(item, Article)]
-    rejected = [
-        Rejection(item.id, "invalid", _flat(item.messages), item.index)
-        for item in items
-        if isinstance(item, ItemError)
-    ]
+def split_items(
+    items: list[Any], valid: type[T], reject: Callable[[ItemError], R]
+) -> tuple[list[tuple[int, T]], list[R]]:
+    """Valid items with their request index, and a rejection for each invalid one."""
+    accepted = [(i, item) for i, item in enumerate(items) if isinstance(item, valid)]
+    rejected = [reject(item) for item in items if isinstance(item, ItemError)]
     return accepted, rejected
+
+
+def split_batch(items: list[Any]) -> tuple[list[tuple[int, Article]], list[Rejection]]:
+    return split_items(
+        items, Article, lambda e: Rejection(e.id, "invalid", _flat(e.messages), e.index)
+    )
 
 
 def _flat(messages: Any) -> str:
@@ -254,14 +261,9 @@ class EventBatchSchema(StrictSchema):
 
 
 def split_events(items: list[Any]) -> tuple[list[tuple[int, Event]], list[EventRejection]]:
-    """Valid events with their request index, and a rejection for each invalid one."""
-    accepted = [(i, item) for i, item in enumerate(items) if isinstance(item, Event)]
-    rejected = [
-        EventRejection(item.index, "invalid", _flat(item.messages))
-        for item in items
-        if isinstance(item, ItemError)
-    ]
-    return accepted, rejected
+    return split_items(
+        items, Event, lambda e: EventRejection(e.index, "invalid", _flat(e.messages))
+    )
 
 
 class EventRejectionSchema(StrictSchema):

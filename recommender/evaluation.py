@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-import click
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recommender.mind import Impression, News
-from recommender.model import MAX_FEATURES
+from recommender.model import make_vectorizer
 
 __all__ = [
     "DEFAULT_RANKERS",
@@ -213,16 +210,8 @@ def _tfidf(
     """CSR arrays (indptr, indices, data) of unit TF-IDF rows, vectorised with the settings of
     recommender.model."""
     n = len(texts)
-    vectorizer = TfidfVectorizer(
-        max_features=MAX_FEATURES,
-        sublinear_tf=True,
-        stop_words="english",
-        min_df=1,
-        max_df=0.9 if n >= 20 else 1.0,
-        dtype=np.float32,
-    )
     try:
-        matrix = vectorizer.fit_transform(texts)
+        matrix = make_vectorizer(n).fit_transform(texts)
     except ValueError:  # no news, or every text empty or stop words only: all rows empty
         return np.zeros(n + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
     return (
@@ -530,35 +519,36 @@ def score_log(
         yield query.impression, scores
 
 
+Progress = Callable[[int], AbstractContextManager[Callable[[int], None]]]
+"""Given the number of impressions, a context yielding ``advance(steps)``: the caller's bar."""
+
+
 @contextmanager
-def _progress(total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
-    if not enabled or total <= PROGRESS_MIN_IMPRESSIONS:
-        yield lambda _steps: None
-        return
-    with click.progressbar(length=total, label="evaluating", file=sys.stderr) as bar:
-        yield bar.update
+def _no_progress(_total: int) -> Iterator[Callable[[int], None]]:
+    yield lambda _steps: None
 
 
 def evaluate(
     news: Mapping[str, News],
     impressions: Iterable[Impression],
     ranker_names: Sequence[str] = DEFAULT_RANKERS,
-    progress: bool = False,
+    progress: Progress | None = None,
     *,
     seed: int = 0,
 ) -> dict[str, Metrics]:
     """Per-impression metrics of each ranker, averaged over the impressions with both classes.
 
     Impressions are replayed in time order (ties in the given order); rankers only learn from
-    impressions strictly earlier than the one they score. With ``progress``, a click progress
-    bar on stderr follows runs of more than ``PROGRESS_MIN_IMPRESSIONS`` impressions.
+    impressions strictly earlier than the one they score. A ``progress`` factory (the CLI's
+    bar) follows runs of more than ``PROGRESS_MIN_IMPRESSIONS`` impressions.
     """
     log = _in_time_order(impressions)
     corpus = Corpus.build(news, log)
     rankers = _rankers(corpus, ranker_names, seed)
     totals = {name: _Totals() for name in rankers}
     skipped = 0
-    with _progress(len(log), progress) as advance:
+    show = progress if progress and len(log) > PROGRESS_MIN_IMPRESSIONS else _no_progress
+    with show(len(log)) as advance:
         for query, scores in _replay(corpus, rankers, log):
             advance(1)
             clicked = int(query.labels.sum())

@@ -96,6 +96,19 @@ class CorpusModel:
             )
 
 
+def make_vectorizer(documents: int) -> TfidfVectorizer:
+    """The TF-IDF settings every fit uses, online and in offline evaluation alike."""
+    return TfidfVectorizer(
+        max_features=MAX_FEATURES,
+        sublinear_tf=True,
+        stop_words="english",
+        min_df=1,
+        # Terms in most documents say nothing about any one; tiny corpora keep everything.
+        max_df=0.9 if documents >= 20 else 1.0,
+        dtype=np.float32,
+    )
+
+
 def fit(docs: Sequence[Doc]) -> CorpusModel:
     slugs = sorted({slug for doc in docs for slug in doc.categories})
     n, k = len(docs), len(slugs)
@@ -117,16 +130,8 @@ def fit(docs: Sequence[Doc]) -> CorpusModel:
             sparse.csr_matrix((0, 0), dtype=np.float32),
         )
 
-    vectorizer = TfidfVectorizer(
-        max_features=MAX_FEATURES,
-        sublinear_tf=True,
-        stop_words="english",
-        min_df=1,
-        max_df=0.9 if n >= 20 else 1.0,
-        dtype=np.float32,
-    )
     try:
-        matrix = vectorizer.fit_transform([d.text for d in docs])
+        matrix = make_vectorizer(n).fit_transform([d.text for d in docs])
     except ValueError:  # every document is empty or stop words only
         return CorpusModel(
             ids,
