@@ -8,11 +8,13 @@ from typing import Any
 
 import redis
 from flask import Flask
+from flask_cors import CORS
 
 from api import articles, categories, events, experiments, health, users
 from api.auth import SECURITY_SCHEME
 from api.errors import NewsfeedApi, register_error_handlers
 from api.extensions import EXTENSION, Services
+from api.limits import init_limits
 from api.tokens import TokenVerifier
 from config import Settings
 from feed.cursor import CursorCodec
@@ -25,6 +27,13 @@ from feed.variants import Variants
 from recommender.ranker import TfidfRanker
 
 API_VERSION = "1.0.0"
+CORS_EXPOSED_HEADERS = [
+    "X-Feed-Cache",
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+]
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
 
 
@@ -33,6 +42,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     init_config(app, settings)
     init_services(app, settings)
+    init_limits(app, settings)
+    init_cors(app, settings)
     register_api(app)
     register_error_handlers(app)
     return app
@@ -105,6 +116,18 @@ def init_services(app: Flask, settings: Settings) -> None:
         events=EventLog(client, popularity),
         tokens=TokenVerifier(settings),
     )
+
+
+def init_cors(app: Flask, settings: Settings) -> None:
+    """Allow the configured browser origins to call /v1; nothing is open by default."""
+    if settings.cors_origins:
+        CORS(
+            app,
+            resources={r"/v1/*": {"origins": list(settings.cors_origins)}},
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
 
 
 def register_api(app: Flask) -> None:

@@ -49,6 +49,14 @@ class Settings:
 
     max_request_bytes: int = 10 * 1024 * 1024
 
+    # Abuse limits (limits-library syntax), counted per client IP and per token subject in
+    # Redis. Generous for people and apps; they stop floods and scrapers, not readers.
+    rate_limit_enabled: bool = True
+    rate_limit_per_ip: str = "12000/minute"
+    rate_limit_per_user: str = "3000/minute"
+    # Browser origins allowed to call /v1 (comma-separated). Empty: no CORS headers at all.
+    cors_origins: tuple[str, ...] = ()
+
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2

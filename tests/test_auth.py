@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import time
+import warnings
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from api import create_app
+from api.extensions import EXTENSION
 from tests.conftest import TEST_SECRET
+
+_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PRIVATE_PEM = _KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
+PUBLIC_PEM = (
+    _KEY.public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
 
 USER_ROUTES = [
     ("get", "/v1/users/alice/categories", None),
@@ -16,10 +35,19 @@ USER_ROUTES = [
     ("delete", "/v1/users/alice/categories/tech", None),
     ("get", "/v1/users/alice/feed", None),
 ]
+SIGNED_IN_ROUTES = [
+    ("post", "/v1/events", {"events": [{"type": "click", "user_id": "alice", "article_id": "a1"}]}),
+]
 ADMIN_ROUTES = [
     ("post", "/v1/articles", {"articles": []}),
     ("delete", "/v1/articles/some-id", None),
     ("put", "/v1/categories/tech", {"name": "Tech"}),
+    ("post", "/v1/experiments", {}),
+    ("get", "/v1/experiments", None),
+    ("get", "/v1/experiments/x", None),
+    ("post", "/v1/experiments/x/start", None),
+    ("post", "/v1/experiments/x/stop", None),
+    ("get", "/v1/experiments/x/results", None),
 ]
 
 
@@ -29,6 +57,14 @@ def bearer(claims, key=TEST_SECRET, algorithm="HS256"):
 
 def future():
     return int(time.time()) + 600
+
+
+def hs512_with_the_right_secret():
+    # The right secret under an algorithm the service does not accept; PyJWT warns that the
+    # secret is short for HS512, which is beside the point here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+        return bearer({"sub": "alice", "exp": future()}, algorithm="HS512")
 
 
 BAD_CREDENTIALS = {
@@ -44,10 +80,12 @@ BAD_CREDENTIALS = {
         "Authorization": "Bearer "
         + jwt.encode({"sub": "alice", "exp": future()}, None, algorithm="none")
     },
+    "other hmac algorithm": hs512_with_the_right_secret(),
+    "rs256 token": bearer({"sub": "alice", "exp": future()}, key=PRIVATE_PEM, algorithm="RS256"),
 }
 
 
-@pytest.mark.parametrize(("method", "path", "body"), USER_ROUTES + ADMIN_ROUTES)
+@pytest.mark.parametrize(("method", "path", "body"), USER_ROUTES + SIGNED_IN_ROUTES + ADMIN_ROUTES)
 @pytest.mark.parametrize("credentials", BAD_CREDENTIALS.values(), ids=BAD_CREDENTIALS.keys())
 def test_invalid_credentials_are_401(client, method, path, body, credentials):
     response = getattr(client, method)(path, json=body, headers=credentials)
@@ -95,3 +133,46 @@ def test_a_token_accepted_before_still_expires(client, services):
     response = client.get("/v1/users/alice/categories", headers=headers)
     assert response.status_code == 401
     assert "expired" in response.json["error"]["message"]
+
+
+def test_events_for_another_user_are_403(client, tokens):
+    body = {"events": [{"type": "click", "user_id": "alice", "article_id": "a1"}]}
+    response = client.post("/v1/events", json=body, headers=tokens.user("mallory"))
+    assert response.status_code == 403
+
+
+@pytest.fixture
+def rs256_client(settings_overrides, redis_client):
+    app = create_app(
+        {
+            **settings_overrides,
+            "jwt_secret": "",
+            "jwt_public_key": PUBLIC_PEM,
+            "jwt_algorithms": ("RS256",),
+            "cursor_secret": "c" * 40,
+        }
+    )
+    yield app.test_client()
+    app.extensions[EXTENSION].keeper.stop()
+    app.extensions[EXTENSION].redis.close()
+
+
+def test_a_public_key_verifies_tokens_from_an_external_issuer(rs256_client):
+    headers = bearer({"sub": "alice", "exp": future()}, key=PRIVATE_PEM, algorithm="RS256")
+    assert rs256_client.get("/v1/users/alice/categories", headers=headers).status_code == 200
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_an_hmac_token_keyed_with_the_public_key_is_refused(rs256_client):
+    """Algorithm confusion: HS256 signed with the (public) verification key as the secret."""
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = _b64(json.dumps({"sub": "alice", "exp": future()}).encode())
+    digest = hmac.new(PUBLIC_PEM.encode(), f"{header}.{payload}".encode(), hashlib.sha256)
+    forged = f"{header}.{payload}.{_b64(digest.digest())}"
+    response = rs256_client.get(
+        "/v1/users/alice/categories", headers={"Authorization": f"Bearer {forged}"}
+    )
+    assert response.status_code == 401
