@@ -9,7 +9,13 @@ from flask.views import MethodView
 from api.auth import BEARER, admin_only
 from api.blueprint import Blueprint
 from api.extensions import services
-from api.schemas import ArticleBatchSchema, ArticleOutSchema, UpsertResultSchema, split_batch
+from api.schemas import (
+    ARTICLE_ID_PARAM,
+    ArticleBatchSchema,
+    ArticleOutSchema,
+    UpsertResultSchema,
+    split_batch,
+)
 from feed.articles import Article, UpsertResult
 
 blp = Blueprint("articles", __name__, url_prefix="/v1/articles", description="Article corpus")
@@ -30,7 +36,7 @@ class ArticleBatch(MethodView):
         return services().corpus.upsert(*split_batch(batch["articles"]))
 
 
-@blp.route("/<article_id>")
+@blp.route("/<article_id>", parameters=[ARTICLE_ID_PARAM])
 class ArticleItem(MethodView):
     @blp.response(200, ArticleOutSchema)
     def get(self, article_id: str) -> Article:

@@ -9,7 +9,7 @@ from flask.views import MethodView
 from api.auth import BEARER, admin_only
 from api.blueprint import Blueprint
 from api.extensions import services
-from api.schemas import CategoryListSchema, CategoryPutSchema, CategorySchema
+from api.schemas import SLUG_PARAM, CategoryListSchema, CategoryPutSchema, CategorySchema
 from feed import categories
 
 blp = Blueprint("categories", __name__, url_prefix="/v1/categories", description="Category catalog")
@@ -23,7 +23,7 @@ class CategoryList(MethodView):
         return {"categories": categories.list_all(services().redis)}
 
 
-@blp.route("/<slug>")
+@blp.route("/<slug>", parameters=[SLUG_PARAM])
 class CategoryItem(MethodView):
     @admin_only
     @blp.doc(security=BEARER)

@@ -106,10 +106,21 @@ class NewsfeedApi(Api):
         )
 
 
+# Redis answers, but cannot serve this command for now: a demoted primary or a replica during
+# failover (READONLY, MASTERDOWN). Unreachable, timed out or still loading its data after a
+# restart (LOADING: BusyLoadingError is a ConnectionError) is handled the same way: 503.
+REDIS_UNAVAILABLE: tuple[type[redis.RedisError], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+)
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(FeedError, _domain_error)
-    app.register_error_handler(redis.ConnectionError, _redis_down)
-    app.register_error_handler(redis.TimeoutError, _redis_down)
+    for error in REDIS_UNAVAILABLE:
+        app.register_error_handler(error, _redis_down)
 
 
 def _domain_error(error: FeedError) -> ResponseReturnValue:

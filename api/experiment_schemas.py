@@ -13,6 +13,11 @@ from feed.articles import iso
 from feed.assignment import DEFAULT_SURFACE, MAX_VARIANTS, MIN_VARIANTS, Experiment, Variant
 from feed.experiment_results import SRM_ALPHA, SRM_METHOD
 from feed.ids import SLUG_PATTERN, SLUG_RULE
+from recommender.registry import RANKERS
+
+# apispec documents Range(min_inclusive=False) as an inclusive minimum; OpenAPI 3.0 says so here.
+EXCLUSIVE_MINIMUM = {"exclusiveMinimum": True}
+TIMESTAMP = {"type": "string", "description": "ISO 8601; null until it happens"}
 
 
 class Number(fields.Float):
@@ -39,7 +44,11 @@ class VariantInSchema(StrictSchema):
     ranker = fields.String(
         required=True,
         validate=validate.Length(1, 64),
-        metadata={"description": "tfidf, latest or popular", "example": "tfidf"},
+        metadata={
+            "description": "the ranker (422 invalid_experiment for any other)",
+            "enum": sorted(RANKERS),
+            "example": "tfidf",
+        },
     )
     params = fields.Dict(
         keys=fields.String(validate=validate.Length(1, 64)),
@@ -50,7 +59,10 @@ class VariantInSchema(StrictSchema):
     weight = Number(
         required=True,
         validate=validate.Range(min=0, min_inclusive=False),
-        metadata={"description": "relative share of the experiment's traffic, > 0"},
+        metadata={
+            "description": "relative share of the experiment's traffic, > 0",
+            **EXCLUSIVE_MINIMUM,
+        },
     )
 
 
@@ -65,7 +77,10 @@ class ExperimentInSchema(StrictSchema):
     traffic = Number(
         required=True,
         validate=validate.Range(min=0, max=1, min_inclusive=False),
-        metadata={"description": "share of the namespace's users in the experiment, (0, 1]"},
+        metadata={
+            "description": "share of the namespace's users in the experiment, (0, 1]",
+            **EXCLUSIVE_MINIMUM,
+        },
     )
     salt = ident(
         load_default=None,
@@ -79,8 +94,13 @@ class ExperimentInSchema(StrictSchema):
         (Number(validate=validate.Range(0, 1)), Number(validate=validate.Range(0, 1))),
         load_default=None,
         metadata={
-            "description": "[start, end) share of the surface's users this experiment may use; "
-            "experiments in disjoint namespaces run together. Default [0, 1]"
+            "description": "[start, end) share of the surface's users this experiment may use, "
+            "start < end; experiments in disjoint namespaces run together. Default [0, 1]",
+            # A Tuple has no OpenAPI 3.0 form of its own: two numbers in [0, 1].
+            "type": "array",
+            "items": {"type": "number", "minimum": 0, "maximum": 1},
+            "minItems": 2,
+            "maxItems": 2,
         },
     )
 
@@ -115,11 +135,15 @@ class ExperimentSchema(StrictSchema):
     salt = fields.String()
     traffic = fields.Float()
     namespace = fields.List(fields.Float(), metadata={"description": "[start, end)"})
-    control = fields.Function(lambda e: e.control.name, metadata={"description": "1st variant"})
+    control = fields.Function(
+        lambda e: e.control.name, metadata={"type": "string", "description": "1st variant"}
+    )
     variants = fields.List(fields.Nested(VariantSchema))
-    created_at = fields.Function(_when("created_at"), metadata={"description": "ISO 8601"})
-    started_at = fields.Function(_when("started_at"), allow_none=True)
-    stopped_at = fields.Function(_when("stopped_at"), allow_none=True)
+    created_at = fields.Function(
+        _when("created_at"), metadata={"type": "string", "description": "ISO 8601"}
+    )
+    started_at = fields.Function(_when("started_at"), allow_none=True, metadata=TIMESTAMP)
+    stopped_at = fields.Function(_when("stopped_at"), allow_none=True, metadata=TIMESTAMP)
 
 
 class ExperimentListSchema(StrictSchema):
@@ -158,15 +182,19 @@ class SrmSchema(StrictSchema):
     p_value = fields.Float()
     mismatch = fields.Boolean(metadata={"description": "p_value < alpha: do not trust results"})
     expected = fields.List(fields.Float(), metadata={"description": "users per variant"})
-    alpha = fields.Constant(SRM_ALPHA, metadata={"description": "flag threshold"})
-    method = fields.Constant(SRM_METHOD)
+    alpha = fields.Constant(SRM_ALPHA, metadata={"type": "number", "description": "flag threshold"})
+    method = fields.Constant(SRM_METHOD, metadata={"type": "string"})
 
 
 class ExperimentResultsSchema(StrictSchema):
-    experiment = fields.Function(lambda res: res.experiment.name)
-    status = fields.Function(lambda res: res.experiment.status)
-    started_at = fields.Function(lambda res: _when("started_at")(res.experiment))
-    stopped_at = fields.Function(lambda res: _when("stopped_at")(res.experiment))
+    experiment = fields.Function(lambda res: res.experiment.name, metadata={"type": "string"})
+    status = fields.Function(lambda res: res.experiment.status, metadata={"type": "string"})
+    started_at = fields.Function(
+        lambda res: _when("started_at")(res.experiment), allow_none=True, metadata=TIMESTAMP
+    )
+    stopped_at = fields.Function(
+        lambda res: _when("stopped_at")(res.experiment), allow_none=True, metadata=TIMESTAMP
+    )
     confidence = fields.Float()
     method = fields.String(metadata={"description": "test behind p_value and relative_lift_ci"})
     naive_method = fields.String()

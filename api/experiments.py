@@ -15,6 +15,7 @@ from api.experiment_schemas import (
     ExperimentSchema,
 )
 from api.extensions import services
+from api.schemas import EXPERIMENT_NAME_PARAM
 from feed import experiments
 from feed.experiments import Experiment, ExperimentResults
 
@@ -45,7 +46,7 @@ class ExperimentList(MethodView):
         return {"experiments": experiments.list_all(services().redis)}
 
 
-@blp.route("/<name>")
+@blp.route("/<name>", parameters=[EXPERIMENT_NAME_PARAM])
 class ExperimentItem(MethodView):
     @admin_only
     @blp.doc(security=BEARER)
@@ -55,7 +56,7 @@ class ExperimentItem(MethodView):
         return experiments.get(services().redis, name)
 
 
-@blp.route("/<name>/start")
+@blp.route("/<name>/start", parameters=[EXPERIMENT_NAME_PARAM])
 class ExperimentStart(MethodView):
     @admin_only
     @blp.doc(security=BEARER)
@@ -65,7 +66,7 @@ class ExperimentStart(MethodView):
         return experiments.start(services().redis, name)
 
 
-@blp.route("/<name>/stop")
+@blp.route("/<name>/stop", parameters=[EXPERIMENT_NAME_PARAM])
 class ExperimentStop(MethodView):
     @admin_only
     @blp.doc(security=BEARER)
@@ -75,7 +76,7 @@ class ExperimentStop(MethodView):
         return experiments.stop(services().redis, name)
 
 
-@blp.route("/<name>/results")
+@blp.route("/<name>/results", parameters=[EXPERIMENT_NAME_PARAM])
 class ExperimentResultsView(MethodView):
     @admin_only
     @blp.doc(security=BEARER)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from flask import Flask, request
-from flask_limiter import Limit, Limiter
+from flask import Flask, Response, request
+from flask_limiter import HeaderNames, Limit, Limiter
 from flask_limiter.util import get_remote_address
 
 from api.extensions import services
@@ -14,6 +14,7 @@ from config import Settings
 
 KEY_PREFIX = "nf:ratelimit"
 LIMITED_PREFIX = "/v1/"  # probes, the OpenAPI document and the docs UI are never limited
+LIMITER_RETRY_AFTER = "X-Limiter-Retry-After"  # never leaves the process (see below)
 
 
 def user_key() -> str:
@@ -27,11 +28,23 @@ def user_key() -> str:
     return "ip:" + get_remote_address()
 
 
+def _retry_after_only_when_limited(response: Response) -> Response:
+    """flask-limiter writes its window reset as Retry-After on every response; only a 429
+    means "come back then", and other statuses keep the Retry-After they set themselves."""
+    wait = response.headers.pop(LIMITER_RETRY_AFTER, None)
+    if response.status_code == 429 and wait is not None:
+        response.headers["Retry-After"] = wait
+    return response
+
+
 def _unlimited() -> bool:
     return not request.path.startswith(LIMITED_PREFIX)
 
 
 def init_limits(app: Flask, settings: Settings) -> Limiter:
+    # Registered before the limiter's own hook, so it runs after it (Flask runs them last
+    # registered first).
+    app.after_request(_retry_after_only_when_limited)
     limiter = Limiter(
         get_remote_address,
         app=app,
@@ -53,8 +66,11 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
             ),
         ],
         headers_enabled=True,
+        header_name_mapping={HeaderNames.RETRY_AFTER: LIMITER_RETRY_AFTER},
         strategy="moving-window",
-        # Redis unreachable: let the request through; it meets the same outage and gets 503.
+        # Redis unreachable: count in memory (per process) instead of waiting on a dead
+        # connection before every request; the request itself then meets the outage (503).
+        in_memory_fallback_enabled=True,
         swallow_errors=True,
         enabled=settings.rate_limit_enabled,
     )

@@ -10,7 +10,13 @@ from flask.views import MethodView
 from api.auth import BEARER, self_only
 from api.blueprint import Blueprint
 from api.extensions import services
-from api.schemas import FeedQuerySchema, FeedSchema, SubscriptionsSchema
+from api.schemas import (
+    SLUG_PARAM,
+    USER_ID_PARAM,
+    FeedQuerySchema,
+    FeedSchema,
+    SubscriptionsSchema,
+)
 from feed.ids import check_slug
 
 blp = Blueprint(
@@ -18,7 +24,7 @@ blp = Blueprint(
 )
 
 
-@blp.route("/categories")
+@blp.route("/categories", parameters=[USER_ID_PARAM])
 class Follows(MethodView):
     @self_only
     @blp.doc(security=BEARER)
@@ -36,7 +42,7 @@ class Follows(MethodView):
         return {"categories": services().feed.replace_follows(user_id, body["categories"])}
 
 
-@blp.route("/categories/<slug>")
+@blp.route("/categories/<slug>", parameters=[USER_ID_PARAM, SLUG_PARAM])
 class Follow(MethodView):
     @self_only
     @blp.doc(security=BEARER)
@@ -55,10 +61,16 @@ class Follow(MethodView):
 
 # Instances, not classes: webargs would build a new schema object on every request.
 FEED_QUERY = FeedQuerySchema()
-CACHE_HEADER = {"X-Feed-Cache": {"description": "hit or miss", "schema": {"type": "string"}}}
+CACHE_HEADER = {
+    "X-Feed-Cache": {
+        "description": "Whether the page came from the cache",
+        "required": True,
+        "schema": {"type": "string", "enum": ["hit", "miss"]},
+    }
+}
 
 
-@blp.route("/feed")
+@blp.route("/feed", parameters=[USER_ID_PARAM])
 class Feed(MethodView):
     @self_only
     @blp.doc(security=BEARER)

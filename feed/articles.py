@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from feed import categories, versions
+from feed import categories, locks, versions
 from feed.exceptions import ArticleNotFound, WriteConflict
 from feed.urls import url_digest
 
@@ -144,7 +144,8 @@ def upsert(r: redis.Redis, batch: Sequence[tuple[int, Article]]) -> UpsertResult
     for _attempt in range(MAX_WRITE_RETRIES):
         try:
             return _write(r, accepted, result)
-        except redis.WatchError:
+        except redis.WatchError as error:
+            locks.raise_if_disconnected(error)
             continue
     raise WriteConflict("too much write contention on these articles; retry the request")
 
@@ -203,25 +204,29 @@ def _write(r: redis.Redis, accepted: list[tuple[int, Article]], base: UpsertResu
 
 def delete(r: redis.Redis, article_id: str) -> None:
     for _attempt in range(MAX_WRITE_RETRIES):
-        with r.pipeline(transaction=True) as pipe:
-            pipe.watch(CARD_KEY % article_id)
-            raw = pipe.get(CARD_KEY % article_id)
-            if raw is None:
-                raise ArticleNotFound(f"article {article_id!r} does not exist", id=article_id)
-            card = json.loads(raw)
-            pipe.multi()
-            pipe.delete(CARD_KEY % article_id, BODY_KEY % article_id)
-            pipe.delete(URL_KEY % url_digest(card["url"]))
-            pipe.zrem(TIMELINE_KEY, article_id)
-            pipe.zadd(DELETED_KEY, {article_id: time.time()})
-            categories.adjust_counts(pipe, {slug: -1 for slug in card["categories"]})
-            versions.bump_corpus(pipe)
-            try:
-                pipe.execute()
-                return
-            except redis.WatchError:
-                continue
+        try:
+            return _delete(r, article_id)
+        except redis.WatchError as error:
+            locks.raise_if_disconnected(error)
+            continue
     raise WriteConflict("too much write contention on this article; retry the request")
+
+
+def _delete(r: redis.Redis, article_id: str) -> None:
+    with r.pipeline(transaction=True) as pipe:
+        pipe.watch(CARD_KEY % article_id)
+        raw = pipe.get(CARD_KEY % article_id)
+        if raw is None:
+            raise ArticleNotFound(f"article {article_id!r} does not exist", id=article_id)
+        card = json.loads(raw)
+        pipe.multi()
+        pipe.delete(CARD_KEY % article_id, BODY_KEY % article_id)
+        pipe.delete(URL_KEY % url_digest(card["url"]))
+        pipe.zrem(TIMELINE_KEY, article_id)
+        pipe.zadd(DELETED_KEY, {article_id: time.time()})
+        categories.adjust_counts(pipe, {slug: -1 for slug in card["categories"]})
+        versions.bump_corpus(pipe)
+        pipe.execute()
 
 
 def get(r: redis.Redis, article_id: str) -> Article:

@@ -97,6 +97,12 @@ class Experiment:
         coverage = to_buckets(self.traffic) if math.isfinite(self.traffic) else 0
         weights = [w if math.isfinite(w) and w > 0 else 0.0 for w in self.weights]
         total = sum(weights)
+        if not math.isfinite(coverage * total):
+            # Weights near the float maximum: their sum or coverage × sum overflows to inf (and
+            # inf / inf is NaN). Scaled to the largest one, the shares are the same.
+            top = max(weights)
+            weights = [w / top for w in weights]
+            total = sum(weights)
         cuts: list[int] = []
         running = 0.0
         for weight in weights:
@@ -118,6 +124,20 @@ class Experiment:
     @property
     def weights(self) -> tuple[float, ...]:
         return tuple(v.weight for v in self.variants)
+
+    @property
+    def shares(self) -> tuple[float, ...]:
+        """Each variant's share of the experiment's users, summing to 1 (weights must be > 0).
+
+        Weights near the float maximum are scaled down first, so their sum stays finite.
+        """
+        weights = self.weights
+        total = sum(weights)
+        if not math.isfinite(total):
+            top = max(weights)
+            weights = tuple(w / top for w in weights)
+            total = sum(weights)
+        return tuple(w / total for w in weights)
 
     @property
     def namespace_buckets(self) -> tuple[int, int]:

@@ -22,11 +22,25 @@ LOCK_KEY = "nf:{u:%s}:feed:lock"  # single-flight: one build per user at a time
 # built for is still current; subscription changes delete it.
 PAGE_KEY = "nf:{u:%s}:feed:page"
 
-BUILD_LOCK_MS = 10_000  # longer than any build; a crashed builder's lock lapses
+# Far longer than a build (milliseconds), yet short: a lock whose holder could not release it
+# (Redis went away mid-build, and the lock came back with its data) makes that user's next
+# requests wait until it lapses. A build outliving it only means a second, redundant build.
+BUILD_LOCK_MS = 2_000
 HEADER_INDEX = 0
 
 # Replace the current list, retiring the old one under its build id for cursor holders.
+# Only while the user's follows and history are still the ones the build was made for
+# (ARGV[3]): a build that a follow change overtook would replace a newer list with one
+# labelled for versions already gone. It is kept under its own build id instead, so the
+# cursors of the page it answered keep working.
 _STORE = """
+local user = (redis.call('GET', KEYS[4]) or '0') .. '.' .. (redis.call('GET', KEYS[5]) or '0')
+if user ~= ARGV[3] then
+  redis.call('DEL', KEYS[3])
+  redis.call('RPUSH', KEYS[3], unpack(ARGV, 4))
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+  return 0
+end
 local old = redis.call('LINDEX', KEYS[1], 0)
 if old and KEYS[2] ~= KEYS[1] then
   redis.call('RENAME', KEYS[1], KEYS[2])
@@ -34,7 +48,7 @@ if old and KEYS[2] ~= KEYS[1] then
 else
   redis.call('DEL', KEYS[1])
 end
-redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 4))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
@@ -183,17 +197,26 @@ def store(
     *,
     ttl: int,
     retired_ttl: int,
-) -> None:
+    version_keys: tuple[str, str],
+) -> bool:
+    """Make this build the user's current list, unless their follows or history moved since
+    it was made (``version_keys`` as for ``store_rendered``); answers whether it became current.
+    Either way its entries stay readable under its build id for the cursors it hands out."""
     retired = RETIRED_KEY % (user_id, previous.build_id) if previous else FEED_KEY % user_id
-    r.eval(
-        _STORE,
-        2,
-        FEED_KEY % user_id,
-        retired,
-        ttl,
-        retired_ttl,
-        header.encode(),
-        *(e.encode() for e in entries),
+    return bool(
+        r.eval(
+            _STORE,
+            5,
+            FEED_KEY % user_id,
+            retired,
+            RETIRED_KEY % (user_id, header.build_id),
+            *version_keys,
+            ttl,
+            retired_ttl,
+            header.inputs.user,
+            header.encode(),
+            *(e.encode() for e in entries),
+        )
     )
 
 
@@ -210,30 +233,47 @@ def wait_for_build(
     user_id: str,
     wanted: Inputs,
     count: int,
-    timeout: float,
+    deadline: float,
     replacing: str | None,
 ) -> tuple[Header, list[Entry]] | None:
-    """Poll until another request's build for these versions replaces ``replacing``."""
-    deadline = time.monotonic() + timeout
+    """Poll while another request holds the build lock, until its build for these versions
+    replaces ``replacing``.
+
+    None when the lock is released without such a build (the holder built for other
+    versions: the user's follows changed in between, or it failed) or at ``deadline``
+    (``time.monotonic()``): the caller then takes the lock or builds itself, instead of
+    waiting out the deadline for a build that nobody is making.
+    """
     delay = 0.005
     while time.monotonic() < deadline:
-        found = read_built(r, user_id, wanted, count, replacing)
+        pipe = r.pipeline(transaction=False)
+        pipe.lrange(FEED_KEY % user_id, 0, count)
+        pipe.exists(LOCK_KEY % user_id)
+        raw, locked = pipe.execute()
+        found = _matching(raw, wanted, replacing)
         if found is not None:
             return found
+        if not locked:
+            return None
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
     return None
 
 
-def read_built(
-    r: redis.Redis,
-    user_id: str,
-    wanted: Inputs,
-    count: int,
-    replacing: str | None,
+def read_current(r: redis.Redis, user_id: str, count: int) -> tuple[Header | None, list[Entry]]:
+    """The current list's header and first ``count`` entries (None and [] when there is none)."""
+    return split_first_page(r.lrange(FEED_KEY % user_id, 0, count))
+
+
+def is_build_for(header: Header | None, wanted: Inputs, replacing: str | None) -> bool:
+    """Whether this list is a build for these versions, other than ``replacing``."""
+    return header is not None and header.build_id != replacing and header.inputs == wanted
+
+
+def _matching(
+    raw: list[bytes], wanted: Inputs, replacing: str | None
 ) -> tuple[Header, list[Entry]] | None:
-    """The current list if it is a build for these versions other than ``replacing``."""
-    header, entries = split_first_page(r.lrange(FEED_KEY % user_id, 0, count))
-    if header is not None and header.build_id != replacing and header.inputs == wanted:
+    header, entries = split_first_page(raw)
+    if header is not None and is_build_for(header, wanted, replacing):
         return header, entries
     return None

@@ -76,7 +76,6 @@ def summarise(
         RatioSums(a["users"], a["clicks"], a["impressions"], a["sx2"], a["sy2"], a["sxy"])
         for a in arms
     ]
-    total_weight = sum(experiment.weights)
     control = arms[0]
     rows: list[VariantResult] = []
     for index, (variant, arm) in enumerate(zip(experiment.variants, arms, strict=True)):
@@ -99,7 +98,7 @@ def summarise(
                 name=variant.name,
                 ranker=variant.ranker,
                 params=dict(variant.params),
-                weight=variant.weight / total_weight,
+                weight=experiment.shares[index],
                 is_control=index == 0,
                 users=arm["users"],
                 pages=arm["pages"],
@@ -118,7 +117,7 @@ def summarise(
                 naive_p_value=naive,
             )
         )
-    srm = sample_ratio_mismatch([a["users"] for a in arms], experiment.weights, SRM_ALPHA)
+    srm = sample_ratio_mismatch([a["users"] for a in arms], experiment.shares, SRM_ALPHA)
     return ExperimentResults(experiment, tuple(rows), srm, confidence)
 
 

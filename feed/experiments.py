@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import redis
 
+from feed import locks
 from feed.assignment import (
     BUCKETS,
     Assignment,
@@ -210,7 +211,8 @@ def _transition(r: redis.Redis, name: str, change: _Change) -> Experiment:
                 pipe.execute()
                 log.info("experiment %s %s", name, changed.status)
                 return changed
-            except redis.WatchError:
+            except redis.WatchError as error:
+                locks.raise_if_disconnected(error)
                 continue
     raise WriteConflict(f"experiment {name!r} kept changing under us; retry")
 

@@ -1,4 +1,5 @@
-"""Expiring Redis locks owned by a random token, so only the holder can release them."""
+"""Expiring Redis locks owned by a random token, so only the holder can release them; and
+telling an optimistic-lock (WATCH) conflict from a lost connection."""
 
 from __future__ import annotations
 
@@ -34,3 +35,16 @@ def held(r: redis.Redis, key: str, ttl_ms: int) -> Iterator[bool]:
     finally:
         if token is not None:
             release(r, key, token)
+
+
+def raise_if_disconnected(error: redis.WatchError) -> None:
+    """Raise the connection error or timeout behind a WatchError, if there is one.
+
+    redis-py reports a connection error or timeout after WATCH (Redis restarted, or still
+    loading its data and answering LOADING) as a WatchError, so that callers retry. Retrying
+    cannot help then, and the request must answer 503 (unavailable), not 409 (write_conflict):
+    callers call this first in their ``except redis.WatchError`` and retry only a real conflict.
+    """
+    cause = error.__context__
+    if isinstance(cause, redis.ConnectionError | redis.TimeoutError):
+        raise cause from None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import redis
 
-from feed import model_store, versions
+from feed import locks, model_store, versions
 from feed.exceptions import ServiceUnavailable
 from feed.model_store import ModelMeta
 from feed.reindex import reindex
@@ -44,6 +44,9 @@ class ModelKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        # The token of a reindex lock this process won but could not release (Redis went away
+        # during the fit); released on a later round rather than left to its 10-minute TTL.
+        self._unreleased_lock: str | None = None
 
     @property
     def loaded(self) -> LoadedModel | None:
@@ -92,6 +95,7 @@ class ModelKeeper:
 
     def tick(self) -> None:
         """One round of upkeep: load a newer model, fit one if the corpus is ahead of it."""
+        self._release_reindex_lock()
         current = versions.read(self._redis)
         loaded = self._loaded
         if current.model and (loaded is None or loaded.meta.version != current.model):
@@ -109,12 +113,35 @@ class ModelKeeper:
 
     def refit(self) -> bool:
         """Fit and publish a model unless another process is already doing it."""
-        with model_store.reindex_lock(self._redis) as won:
-            if not won:
-                return False
+        token = locks.acquire(
+            self._redis, model_store.REINDEX_LOCK_KEY, model_store.REINDEX_LOCK_TTL_MS
+        )
+        if token is None:
+            return False
+        self._unreleased_lock = token
+        try:
             result = reindex(self._redis, live_window_days=self._window)
             self._loaded = LoadedModel(result.meta, result.model)
             return True
+        finally:
+            self._release_reindex_lock()
+
+    def _release_reindex_lock(self) -> None:
+        """Release the reindex lock this process still holds, if Redis answers.
+
+        When Redis stops during a fit, the lock is persisted with the rest of the data and
+        would block every host's fits for its whole TTL after Redis is back. The token is kept
+        until a release succeeds; the lock only lapses by TTL if this process dies too.
+        """
+        token = self._unreleased_lock
+        if token is None:
+            return
+        try:
+            locks.release(self._redis, model_store.REINDEX_LOCK_KEY, token)
+        except redis.RedisError as exc:
+            log.warning("reindex lock not released (%s); retrying on the next round", exc)
+            return
+        self._unreleased_lock = None
 
     def _load(self, version: int) -> LoadedModel | None:
         found = model_store.load(self._redis, version)

@@ -170,22 +170,30 @@ class FeedService:
         self, user_id: str, wanted: Inputs, previous: Header | None, count: int
     ) -> tuple[Header, list[Entry], bool]:
         replacing = previous.build_id if previous else None
-        token = cache.acquire_build(self._redis, user_id)
-        if token is not None:
-            # Another request may have built and released between our read and our lock.
-            done = cache.read_built(self._redis, user_id, wanted, count, replacing)
-            if done is not None:
-                cache.release_build(self._redis, user_id, token)
-                return done[0], done[1], True
-        else:
-            waited = cache.wait_for_build(
-                self._redis, user_id, wanted, count, BUILD_WAIT_SECONDS, replacing
-            )
+        deadline = time.monotonic() + BUILD_WAIT_SECONDS
+        while True:
+            token = cache.acquire_build(self._redis, user_id)
+            if token is not None:
+                # Another request may have built and released between our read and our lock:
+                # its list is either the one we want, or the one our build now replaces (the
+                # list read before the lock must not be retired in place of it).
+                current, entries = cache.read_current(self._redis, user_id, count)
+                if current is not None and cache.is_build_for(current, wanted, replacing):
+                    cache.release_build(self._redis, user_id, token)
+                    return current, entries, True
+                previous = current
+                break
+            waited = cache.wait_for_build(self._redis, user_id, wanted, count, deadline, replacing)
             if waited is not None:
                 return waited[0], waited[1], True
-            log.warning(
-                "feed build for %s did not land in %ss; building", user_id, BUILD_WAIT_SECONDS
-            )
+            if time.monotonic() >= deadline:
+                log.warning(
+                    "feed build for %s did not land in %ss; building",
+                    user_id,
+                    BUILD_WAIT_SECONDS,
+                )
+                break
+            # The lock was released without a build for our versions: take it and build.
         try:
             header, entries = self._build(user_id, wanted, previous, store=token is not None)
         finally:
@@ -239,6 +247,7 @@ class FeedService:
                 previous,
                 ttl=max(self._feed_ttl, self._cursor_ttl),
                 retired_ttl=self._cursor_ttl,
+                version_keys=(subscriptions.VERSION_KEY % user_id, history.VERSION_KEY % user_id),
             )
         return header, entries
 
