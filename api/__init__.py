@@ -9,6 +9,7 @@ from typing import Any
 import redis
 from flask import Flask
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import articles, categories, events, experiments, health, users
 from api.auth import SECURITY_SCHEME
@@ -42,6 +43,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     init_config(app, settings)
     init_services(app, settings)
+    init_proxies(app, settings)
     init_limits(app, settings)
     init_cors(app, settings)
     register_api(app)
@@ -116,6 +118,12 @@ def init_services(app: Flask, settings: Settings) -> None:
         events=EventLog(client, popularity),
         tokens=TokenVerifier(settings),
     )
+
+
+def init_proxies(app: Flask, settings: Settings) -> None:
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
 
 def init_cors(app: Flask, settings: Settings) -> None:

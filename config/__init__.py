@@ -52,8 +52,12 @@ class Settings:
     # Abuse limits (limits-library syntax), counted per client IP and per token subject in
     # Redis. Generous for people and apps; they stop floods and scrapers, not readers.
     rate_limit_enabled: bool = True
-    rate_limit_per_ip: str = "12000/minute"
+    rate_limit_per_ip: str = "30000/minute"
     rate_limit_per_user: str = "3000/minute"
+    # Reverse proxies in front of the service: their X-Forwarded-For hops give the client's IP
+    # (for per-IP limits and logs). 0 trusts no header, which is right when clients connect
+    # directly; behind a load balancer, without this every request looks like the balancer.
+    trusted_proxies: int = 0
     # Browser origins allowed to call /v1 (comma-separated). Empty: no CORS headers at all.
     cors_origins: tuple[str, ...] = ()
 

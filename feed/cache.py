@@ -164,10 +164,6 @@ def store_rendered(
     r.eval(_STORE_PAGE, 3, PAGE_KEY % user_id, *version_keys, user, page.encode(), max(ttl, 1))
 
 
-def drop_rendered(r: redis.Redis, user_id: str) -> None:
-    r.delete(PAGE_KEY % user_id)
-
-
 def queue_drop_rendered(pipe: Pipeline, user_id: str) -> None:
     pipe.delete(PAGE_KEY % user_id)
 
@@ -186,6 +182,19 @@ def read_page(
         if header is not None and Header.decode(header).build_id == build_id:
             return [Entry.decode(e) for e in entries]
     return None
+
+
+def keep_for_cursors(
+    r: redis.Redis, user_id: str, header: Header, entries: Sequence[Entry], ttl: int
+) -> None:
+    """Keep a build that must not become the current list (made without the lock, or from an
+    older model) under its build id, so the cursors its page hands out keep working."""
+    key = RETIRED_KEY % (user_id, header.build_id)
+    with r.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        pipe.rpush(key, header.encode(), *(e.encode() for e in entries))
+        pipe.expire(key, ttl)
+        pipe.execute()
 
 
 def store(

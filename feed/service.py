@@ -74,26 +74,20 @@ class FeedService:
         self._clock = clock
         self.builds = 0  # feeds computed by this process, for metrics and the bench report
 
-    # -- follows: every change drops the rendered first page, so it is never served stale
+    # -- follows: a change drops the rendered first page in the same script, so a cached page
+    # of the old set is never served
 
     def follows(self, user_id: str) -> list[str]:
         return subscriptions.get(self._redis, user_id)
 
     def follow(self, user_id: str, slug: str) -> list[str]:
-        if subscriptions.follow(self._redis, user_id, slug):
-            cache.drop_rendered(self._redis, user_id)
-        return self.follows(user_id)
+        return subscriptions.follow(self._redis, user_id, slug, [cache.rendered_key(user_id)])
 
     def unfollow(self, user_id: str, slug: str) -> list[str]:
-        if subscriptions.unfollow(self._redis, user_id, slug):
-            cache.drop_rendered(self._redis, user_id)
-        return self.follows(user_id)
+        return subscriptions.unfollow(self._redis, user_id, slug, [cache.rendered_key(user_id)])
 
     def replace_follows(self, user_id: str, slugs: Iterable[str]) -> list[str]:
-        followed, changed = subscriptions.replace(self._redis, user_id, slugs)
-        if changed:
-            cache.drop_rendered(self._redis, user_id)
-        return followed
+        return subscriptions.replace(self._redis, user_id, slugs, [cache.rendered_key(user_id)])
 
     # -- pages
 
@@ -143,11 +137,14 @@ class FeedService:
             and header.inputs == wanted
             and self._clock() - header.built_at < self._feed_ttl
         )
+        listed = hit
         if not hit:
-            header, entries, hit = self._rebuild(user_id, wanted, header, limit + PAGE_SLACK)
+            header, entries, hit, listed = self._rebuild(
+                user_id, wanted, header, limit + PAGE_SLACK
+            )
         assert header is not None
         body = self._render(user_id, header.build_id, 0, entries, limit)
-        if header.inputs.model == current.model:
+        if listed and header.inputs.model == current.model:
             cache.store_rendered(
                 self._redis,
                 user_id,
@@ -168,7 +165,9 @@ class FeedService:
 
     def _rebuild(
         self, user_id: str, wanted: Inputs, previous: Header | None, count: int
-    ) -> tuple[Header, list[Entry], bool]:
+    ) -> tuple[Header, list[Entry], bool, bool]:
+        """The list to serve, whether it came from another request's build (a hit), and
+        whether it is the user's current list (only then may its first page be cached)."""
         replacing = previous.build_id if previous else None
         deadline = time.monotonic() + BUILD_WAIT_SECONDS
         while True:
@@ -180,12 +179,12 @@ class FeedService:
                 current, entries = cache.read_current(self._redis, user_id, count)
                 if current is not None and cache.is_build_for(current, wanted, replacing):
                     cache.release_build(self._redis, user_id, token)
-                    return current, entries, True
+                    return current, entries, True, True
                 previous = current
                 break
             waited = cache.wait_for_build(self._redis, user_id, wanted, count, deadline, replacing)
             if waited is not None:
-                return waited[0], waited[1], True
+                return waited[0], waited[1], True, True
             if time.monotonic() >= deadline:
                 log.warning(
                     "feed build for %s did not land in %ss; building",
@@ -195,15 +194,18 @@ class FeedService:
                 break
             # The lock was released without a build for our versions: take it and build.
         try:
-            header, entries = self._build(user_id, wanted, previous, store=token is not None)
+            header, entries, listed = self._build(
+                user_id, wanted, previous, store=token is not None
+            )
         finally:
             if token is not None:
                 cache.release_build(self._redis, user_id, token)
-        return header, entries[:count], False
+        return header, entries[:count], False, listed
 
     def _build(
         self, user_id: str, wanted: Inputs, previous: Header | None, store: bool
-    ) -> tuple[Header, list[Entry]]:
+    ) -> tuple[Header, list[Entry], bool]:
+        """Rank a feed; answers it, and whether it became the user's current list."""
         loaded = self._keeper.model_for(wanted.model)
         ranker = self._variants.ranker(wanted.variant)
         pipe = self._redis.pipeline(transaction=False)
@@ -236,10 +238,10 @@ class FeedService:
             now,
         )
         self.builds += 1
-        # Only a build from the current model may be cached: a newer one is already published.
+        # Only a build from the current model may become the list: a newer one is published.
         if store and loaded.meta.version == wanted.model:
             # The list outlives its freshness so that cursors into it keep working.
-            cache.store(
+            current = cache.store(
                 self._redis,
                 user_id,
                 header,
@@ -249,7 +251,10 @@ class FeedService:
                 retired_ttl=self._cursor_ttl,
                 version_keys=(subscriptions.VERSION_KEY % user_id, history.VERSION_KEY % user_id),
             )
-        return header, entries
+        else:
+            cache.keep_for_cursors(self._redis, user_id, header, entries, self._cursor_ttl)
+            current = False
+        return header, entries, current
 
     def _render(
         self, user_id: str, build_id: str, offset: int, entries: list[Entry], limit: int

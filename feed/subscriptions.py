@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import redis
 from redis.client import Pipeline
@@ -13,54 +13,71 @@ from feed import categories
 SUBS_KEY = "nf:{u:%s}:subs"  # set of category slugs
 VERSION_KEY = "nf:{u:%s}:subs:v"  # bumped on every effective change
 
-# Only an effective change bumps the version, so repeated toggles do not drop the cache.
-_FOLLOW = """
-if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then redis.call('INCR', KEYS[2]) return 1 end
-return 0
+# Each script changes the set, and only on an effective change bumps the version and deletes
+# the keys the caller names (cached renders of the old set: same hash tag, same slot), then
+# answers [changed, members...], all atomically: a reply means the change and its
+# invalidation both happened.
+_EPILOGUE = """
+if changed == 1 then
+  redis.call('INCR', KEYS[2])
+  for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
+end
+local reply = redis.call('SMEMBERS', KEYS[1])
+table.insert(reply, 1, changed)
+return reply
 """
-_UNFOLLOW = """
-if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then redis.call('INCR', KEYS[2]) return 1 end
-return 0
-"""
-_REPLACE = """
+_FOLLOW = "local changed = redis.call('SADD', KEYS[1], ARGV[1])" + _EPILOGUE
+_UNFOLLOW = "local changed = redis.call('SREM', KEYS[1], ARGV[1])" + _EPILOGUE
+_REPLACE = (
+    """
+local changed = 0
 local same = redis.call('SCARD', KEYS[1]) == #ARGV
 if same and #ARGV > 0 then
   for i, v in ipairs(redis.call('SMISMEMBER', KEYS[1], unpack(ARGV))) do
     if v == 0 then same = false break end
   end
 end
-if same then return 0 end
-redis.call('DEL', KEYS[1])
-if #ARGV > 0 then redis.call('SADD', KEYS[1], unpack(ARGV)) end
-redis.call('INCR', KEYS[2])
-return 1
+if not same then
+  redis.call('DEL', KEYS[1])
+  if #ARGV > 0 then redis.call('SADD', KEYS[1], unpack(ARGV)) end
+  changed = 1
+end
 """
-
-
-def _keys(user_id: str) -> list[str]:
-    return [SUBS_KEY % user_id, VERSION_KEY % user_id]
+    + _EPILOGUE
+)
 
 
 def get(r: redis.Redis, user_id: str) -> list[str]:
     return sorted(m.decode() for m in r.smembers(SUBS_KEY % user_id))
 
 
-def follow(r: redis.Redis, user_id: str, slug: str) -> bool:
-    """Follow one category; answers whether anything changed."""
+def follow(r: redis.Redis, user_id: str, slug: str, invalidate: Sequence[str] = ()) -> list[str]:
+    """Follow one category; answers the followed set. ``invalidate``: keys of this user's
+    slot to delete if anything changed."""
     categories.require(r, [slug])
-    return bool(r.eval(_FOLLOW, 2, *_keys(user_id), slug))
+    return _run(r, _FOLLOW, user_id, [slug], invalidate)
 
 
-def unfollow(r: redis.Redis, user_id: str, slug: str) -> bool:
+def unfollow(r: redis.Redis, user_id: str, slug: str, invalidate: Sequence[str] = ()) -> list[str]:
     categories.require(r, [slug])
-    return bool(r.eval(_UNFOLLOW, 2, *_keys(user_id), slug))
+    return _run(r, _UNFOLLOW, user_id, [slug], invalidate)
 
 
-def replace(r: redis.Redis, user_id: str, slugs: Iterable[str]) -> tuple[list[str], bool]:
-    """Follow exactly these; answers the set and whether anything changed."""
+def replace(
+    r: redis.Redis, user_id: str, slugs: Iterable[str], invalidate: Sequence[str] = ()
+) -> list[str]:
+    """Follow exactly these; answers the followed set."""
     wanted = sorted(set(slugs))
     categories.require(r, wanted)
-    return wanted, bool(r.eval(_REPLACE, 2, *_keys(user_id), *wanted))
+    return _run(r, _REPLACE, user_id, wanted, invalidate)
+
+
+def _run(
+    r: redis.Redis, script: str, user_id: str, args: list[str], invalidate: Sequence[str]
+) -> list[str]:
+    keys = [SUBS_KEY % user_id, VERSION_KEY % user_id, *invalidate]
+    _changed, *members = r.eval(script, len(keys), *keys, *args)
+    return sorted(m.decode() for m in members)
 
 
 def queue_version(pipe: Pipeline, user_id: str) -> None:

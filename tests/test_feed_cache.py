@@ -163,3 +163,19 @@ def test_the_cache_expires_after_its_ttl(settings_overrides, redis_client, token
     finally:
         app.extensions["newsfeed"].keeper.stop()
         app.extensions["newsfeed"].redis.close()
+
+
+def test_a_feed_built_without_the_lock_still_pages(client, services, alice, monkeypatch):
+    """A request that gives up waiting for another build makes its own; its cursor works and
+    its first page is not cached as the user's."""
+    from feed import cache
+
+    client.put("/v1/users/alice/categories/tech", headers=alice)  # the cached list is stale
+    services.redis.set(cache.LOCK_KEY % "alice", "someone-else", px=60_000)
+    monkeypatch.setattr("feed.service.BUILD_WAIT_SECONDS", 0.2)
+    first = client.get("/v1/users/alice/feed?limit=5", headers=alice)
+    assert first.headers["X-Feed-Cache"] == "miss"
+    cursor = first.json["next_cursor"]
+    second = client.get(f"/v1/users/alice/feed?limit=5&cursor={cursor}", headers=alice)
+    assert second.status_code == 200 and len(second.json["items"]) == 5
+    assert services.redis.get(cache.PAGE_KEY % "alice") is None

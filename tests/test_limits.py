@@ -64,6 +64,26 @@ def test_one_ip_is_limited_across_users(make_app, tokens):
     assert other_ip.status_code == 200
 
 
+def test_behind_a_trusted_proxy_the_forwarded_client_is_limited(make_app, tokens):
+    client = make_app(rate_limit_per_ip="2/minute", trusted_proxies=1).test_client()
+
+    def via_balancer(client_ip):
+        headers = {"X-Forwarded-For": client_ip}
+        return get(client, "/v1/categories", headers, ip="10.9.9.9").status_code
+
+    assert [via_balancer("203.0.113.7") for _ in range(3)] == [200, 200, 429]
+    assert via_balancer("198.51.100.4") == 200
+
+
+def test_forwarded_headers_are_ignored_unless_proxies_are_trusted(make_app):
+    client = make_app(rate_limit_per_ip="2/minute").test_client()
+    statuses = [
+        get(client, "/v1/categories", {"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+        for n in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+
+
 def test_limits_are_shared_by_every_worker_and_host(make_app, tokens):
     first = make_app(rate_limit_per_user="3/minute").test_client()
     second = make_app(rate_limit_per_user="3/minute").test_client()
