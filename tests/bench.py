@@ -1150,7 +1150,9 @@ def machine_info(server: RedisServer, load_name: str) -> dict[str, Any]:
 
 
 @contextmanager
-def _terminate_on_sigterm() -> Iterator[None]:
+def exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so every process this script started is stopped."""
+
     def handler(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)
 
@@ -1166,7 +1168,7 @@ def run(profile: Profile, loadgen: str, output: Path) -> Report:
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     t_start = time.perf_counter()
     with ExitStack() as stack:
-        stack.enter_context(_terminate_on_sigterm())
+        stack.enter_context(exit_on_sigterm())
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsfeed-bench-")))
         server = stack.enter_context(RedisServer(tmp / "redis", appendonly=False))
         log(f"redis-server on {server.url}")

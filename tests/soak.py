@@ -48,12 +48,11 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any, NamedTuple
 
 import redis
@@ -63,7 +62,15 @@ from config import ENV_PREFIX, Settings
 from feed.demo import DEMO_CATEGORIES, generate_articles
 from feed.events import STREAM_KEY, STREAM_MAX_LEN
 from feed.redis_server import RedisServer
-from tests.bench import HOST, REPO, STARTUP_TIMEOUT_S, Gunicorn, free_port, percentile
+from tests.bench import (
+    HOST,
+    REPO,
+    STARTUP_TIMEOUT_S,
+    Gunicorn,
+    exit_on_sigterm,
+    free_port,
+    percentile,
+)
 
 DEFAULT_OUTPUT = REPO / "var" / "soak.json"
 
@@ -1211,21 +1218,6 @@ def build_report(
 # -- entry point ------------------------------------------------------------------------------
 
 
-@contextmanager
-def _exit_on_signals() -> Iterator[None]:
-    """SIGTERM (and the watchdog) unwind like Ctrl-C does, so everything is cleaned up."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log(f"{signal.Signals(signum).name}: stopping and cleaning up")
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _keep_logs(output: Path, names: dict[str, Path]) -> None:
     for label, source in names.items():
         try:
@@ -1242,7 +1234,7 @@ def run(options: Options) -> int:
     watchdog = threading.Timer(budget, lambda: os.kill(os.getpid(), signal.SIGTERM))
     watchdog.daemon = True
     with ExitStack() as stack:
-        stack.enter_context(_exit_on_signals())
+        stack.enter_context(exit_on_sigterm())
         watchdog.start()
         stack.callback(watchdog.cancel)
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsfeed-soak-")))
