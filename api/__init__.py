@@ -11,7 +11,7 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import articles, categories, events, experiments, health, users
+from api import articles, categories, events, experiments, health, sources, users, web
 from api.auth import SECURITY_SCHEME
 from api.errors import NewsfeedApi, register_error_handlers
 from api.extensions import EXTENSION, Services
@@ -30,6 +30,7 @@ from recommender.ranker import TfidfRanker
 API_VERSION = "1.0.0"
 CORS_EXPOSED_HEADERS = [
     "X-Feed-Cache",
+    "ETag",
     "Retry-After",
     "X-RateLimit-Limit",
     "X-RateLimit-Remaining",
@@ -151,6 +152,14 @@ def register_api(app: Flask) -> None:
         },
     )
     api.spec.components.security_scheme("bearerAuth", SECURITY_SCHEME)
-    for blueprint in (categories.blp, articles.blp, users.blp, events.blp, experiments.blp):
+    for blueprint in (
+        categories.blp,
+        articles.blp,
+        users.blp,
+        events.blp,
+        experiments.blp,
+        sources.blp,
+    ):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.blp)
+    app.register_blueprint(web.blp)

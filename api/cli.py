@@ -1,4 +1,4 @@
-"""The `newsfeed` command: serve, ingest, reindex, token, evaluate."""
+"""The `newsfeed` command: serve, ingest, reindex, token, evaluate, poll."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import redis
 from marshmallow import ValidationError
 
 from api.evaluate import evaluate_command
+from api.poll import poll_command
 from api.schemas import ArticleInSchema
 from api.tokens import issue_token
 from config import ENV_PREFIX, Settings
@@ -41,6 +42,7 @@ def cli() -> None:
 
 
 cli.add_command(evaluate_command)
+cli.add_command(poll_command)
 
 
 @cli.command()
@@ -56,6 +58,7 @@ def serve(demo: bool) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         if demo:
+            os.environ[ENV_PREFIX + "DEV_MODE"] = "true"  # the web page gets tokens from /dev/token
             _load_demo(settings)
         _run_gunicorn()
     finally:

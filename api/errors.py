@@ -20,6 +20,7 @@ from feed.exceptions import (
     InvalidId,
     NotFound,
     ServiceUnavailable,
+    SourceConflict,
     WriteConflict,
 )
 
@@ -35,6 +36,7 @@ STATUS_FOR: list[tuple[type[FeedError], int]] = [
     (ServiceUnavailable, 503),
     (InvalidExperiment, 422),
     (ExperimentConflict, 409),
+    (SourceConflict, 409),
 ]
 CODE_FOR_STATUS = {
     400: "bad_request",

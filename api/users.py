@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from flask import Response
+from flask import Response, request
 from flask.views import MethodView
 
 from api.auth import BEARER, self_only
@@ -68,6 +69,23 @@ CACHE_HEADER = {
         "schema": {"type": "string", "enum": ["hit", "miss"]},
     }
 }
+FEED_HEADERS = {
+    **CACHE_HEADER,
+    "ETag": {
+        "description": (
+            "Strong validator of the page's items and next_cursor (not of feed_id); send it "
+            "back as If-None-Match to get a 304 while the page is unchanged"
+        ),
+        "required": True,
+        "schema": {"type": "string"},
+    },
+}
+
+
+def page_etag(body: bytes, feed_id: str) -> str:
+    """Hash of the body after its per-response feed_id, so a new feed_id keeps the ETag."""
+    stable = body[len(b'{"feed_id":"') + len(feed_id) + len(b'",') :]
+    return hashlib.blake2b(stable, digest_size=16).hexdigest()
 
 
 @blp.route("/feed", parameters=[USER_ID_PARAM])
@@ -75,13 +93,24 @@ class Feed(MethodView):
     @self_only
     @blp.doc(security=BEARER)
     @blp.arguments(FEED_QUERY, location="query")
-    @blp.response(200, FeedSchema, headers=CACHE_HEADER)
+    @blp.response(200, FeedSchema, headers=FEED_HEADERS)
+    @blp.alt_response(
+        304,
+        description=(
+            "Not modified: If-None-Match names this page's current ETag; the body is empty "
+            "(reuse the cached page, whose feed_id still joins events)"
+        ),
+        headers=FEED_HEADERS,
+    )
     def get(self, query: dict[str, Any], user_id: str) -> Response:
         """This user's ranked feed, one page; follow next_cursor for the next"""
         page = services().feed.page(user_id, query["limit"], query.get("cursor"))
         # Already JSON: the cached page is served as stored, without a schema dump.
-        return Response(
+        response = Response(
             page.body,
             mimetype="application/json",
             headers={"X-Feed-Cache": "hit" if page.cache_hit else "miss"},
         )
+        response.set_etag(page_etag(page.body, page.feed_id))
+        response.make_conditional(request)  # 304 with an empty body when If-None-Match matches
+        return response

@@ -61,11 +61,22 @@ class Settings:
     # Browser origins allowed to call /v1 (comma-separated). Empty: no CORS headers at all.
     cors_origins: tuple[str, ...] = ()
 
+    # RSS/Atom polling: every fetch has a timeout and a size cap, and names us in its
+    # User-Agent ("newsfeed/<version> (+contact)"); set the contact to a URL or an address.
+    poll_timeout_seconds: float = 10.0
+    poll_max_bytes: int = 5 * 1024 * 1024
+    poll_contact: str = ""
+
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
     threads: int = 4
     log_level: str = "info"
+
+    # Development only: serve GET /dev/token?user=ID (a signed token for anyone who asks) so the
+    # web page at / works without pasting a token. `newsfeed serve --demo` turns it on; never
+    # enable it in production.
+    dev_mode: bool = False
 
     @classmethod
     def from_env(

@@ -72,3 +72,16 @@ class ExperimentNotFound(NotFound):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown experiment: {name[:200]!r}", experiment=name[:200])
+
+
+class SourceNotFound(NotFound):
+    code = "source_not_found"
+
+    def __init__(self, source_id: str) -> None:
+        super().__init__(f"unknown source: {source_id[:200]!r}", source=source_id[:200])
+
+
+class SourceConflict(FeedError):
+    """A source with the same (canonical) feed URL is already registered."""
+
+    code = "source_conflict"

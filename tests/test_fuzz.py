@@ -61,6 +61,8 @@ OPERATION_CHECKS: list[dict[str, Any]] = [
     # Beyond its schema a definition must make sense: each ranker's own parameters, distinct
     # variant names, namespace start < end (422 invalid_experiment or validation_error).
     {"method": "POST", "path": "/v1/experiments", "accepted": [*ACCEPTED, "422"]},
+    # A feed url must be an absolute http(s) URL with a host, which a JSON schema cannot say.
+    {"method": "POST", "path": "/v1/sources", "accepted": [*ACCEPTED, "422"]},
 ]
 UNUSED_REDIS = "redis://127.0.0.1:9/0"  # never connected to: the document needs no Redis
 READER = "fuzz-reader"  # follows a category and is in the running experiment

@@ -1,0 +1,32 @@
+"""The "Personalize Your News" page at / (static files) and its development-only token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, request, send_from_directory
+
+from api.extensions import services
+from api.tokens import issue_token
+
+STATIC_DIR = Path(__file__).parent / "static"
+DEV_USER = "demo-user"
+
+# The page uses only the public /v1 API; it is served outside /v1, so it is never rate limited.
+blp = Blueprint("web", __name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+
+
+@blp.get("/")
+def index() -> Any:
+    return send_from_directory(STATIC_DIR, "index.html", max_age=0)
+
+
+@blp.get("/dev/token")
+def dev_token() -> Any:
+    """A token for ?user=ID (default demo-user), only with NEWSFEED_DEV_MODE: anyone may ask."""
+    settings = services().settings
+    if not settings.dev_mode or not settings.jwt_secret:
+        abort(404)
+    user_id = request.args.get("user") or DEV_USER
+    return {"token": issue_token(settings, user_id), "user_id": user_id}

@@ -1,0 +1,201 @@
+"""The web page in a real headless Chromium against `newsfeed serve --demo`.
+
+Needs Debian's chromium and chromium-driver (`.ci/run` installs them in CI) and selenium.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.test_cli import NEWSFEED, free_port, wait_for
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+SCREENSHOT = Path(tempfile.gettempdir()) / "newsfeed-page.png"
+WAIT = 30
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
+        reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)",
+    ),
+]
+pytest.importorskip("selenium", reason="needs selenium (pip install selenium)")
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, redis.Redis]]:
+    tmp_path = tmp_path_factory.mktemp("web")
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFEED_")}
+    environ.update(
+        NEWSFEED_DATA_DIR=str(tmp_path / "var"),
+        NEWSFEED_PORT=str(port),
+        NEWSFEED_WORKERS="1",
+        NEWSFEED_LOG_LEVEL="warning",
+    )
+    process = subprocess.Popen(
+        [NEWSFEED, "serve", "--demo"],
+        env=environ,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/readyz", process, timeout=120)
+        url = (tmp_path / "var" / "redis.url").read_text().strip()
+        client = redis.Redis.from_url(url)
+        yield base, client
+        client.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Iterator[object]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,900",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    browser.set_script_timeout(WAIT)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def cards(driver) -> list[dict]:
+    """The feed's cards as the page shows them: id and categories."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#feed .card')].map("
+        "c => ({id: c.dataset.id, categories: c.dataset.categories.split(' ')}))"
+    )
+
+
+def events(r: redis.Redis, kind: str) -> list[str]:
+    """Article ids of the events of this type in the stream."""
+    return [f[b"article"].decode() for _, f in r.xrange("nf:events") if f[b"type"] == kind.encode()]
+
+
+def feed_in(driver, followed: set[str]) -> bool:
+    """The feed has loaded and (almost) every item is in a followed category."""
+    if driver.find_element("id", "feed").get_attribute("aria-busy") != "false":
+        return False
+    shown = cards(driver)
+    if not shown:
+        return False
+    inside = sum(1 for c in shown if followed & set(c["categories"]))
+    return inside >= 0.9 * len(shown) and bool(followed & set(shown[0]["categories"]))
+
+
+def toggle(driver, slug: str) -> None:
+    button = driver.find_element("css selector", f'.category[data-slug="{slug}"]')
+    before = button.get_attribute("aria-pressed")
+    button.click()
+    WebDriverWait(driver, WAIT).until(
+        lambda d: (
+            button.get_attribute("aria-pressed") != before
+            and button.get_attribute("aria-busy") is None
+        )
+    )
+
+
+def test_follow_scroll_click_unfollow(server, driver) -> None:
+    base, r = server
+    driver.get(f"{base}/?user=e2e-reader")
+    wait = WebDriverWait(driver, WAIT)
+    wait.until(lambda d: len(d.find_elements("css selector", ".category")) >= 8)
+    slugs = [
+        b.get_attribute("data-slug") for b in driver.find_elements("css selector", ".category")
+    ]
+    first, second = slugs[0], slugs[1]
+    wait.until(lambda d: len(cards(d)) > 0)
+    before = [c["id"] for c in cards(driver)]
+
+    toggle(driver, first)
+    wait.until(lambda d: feed_in(d, {first}))
+    one_category = [c["id"] for c in cards(driver)]
+    assert one_category != before
+
+    # The second toggle by keyboard: buttons are focusable, Space toggles.
+    driver.find_element("css selector", f'.category[data-slug="{second}"]').send_keys(Keys.SPACE)
+    wait.until(
+        lambda d: (
+            d.find_element("css selector", f'.category[data-slug="{second}"]').get_attribute(
+                "aria-pressed"
+            )
+            == "true"
+        )
+    )
+    wait.until(
+        lambda d: feed_in(d, {first, second}) and [c["id"] for c in cards(d)] != one_category
+    )
+    assert r.smembers("nf:{u:e2e-reader}:subs") == {first.encode(), second.encode()}
+    page_one = len(cards(driver))
+    assert page_one == 20
+
+    driver.save_screenshot(str(SCREENSHOT))
+    driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+    wait.until(lambda d: len(cards(d)) > page_one)
+
+    title = driver.find_element("css selector", "#feed .card a.title")
+    clicked = title.find_element("xpath", "ancestor::li").get_attribute("data-id")
+    window = driver.current_window_handle
+    title.click()
+    wait.until(lambda d: clicked in events(r, "click"))
+    assert len(driver.window_handles) == 2, "the article opens in a new tab"
+    driver.switch_to.window(window)
+    wait.until(lambda d: events(r, "impression"))  # batched, flushed every few seconds
+
+    hidden = driver.find_elements("css selector", "#feed .card")[1]
+    hidden_id = hidden.get_attribute("data-id")
+    hidden.find_element("css selector", "button.hide").click()
+    wait.until(lambda d: hidden_id not in [c["id"] for c in cards(d)])
+    wait.until(lambda d: hidden_id in events(r, "hide"))
+
+    toggle(driver, second)
+    wait.until(
+        lambda d: feed_in(d, {first}) and all(first in c["categories"] for c in cards(d)[:5])
+    )
+    assert hidden_id not in [c["id"] for c in cards(driver)]
+
+
+def test_the_token_form_refuses_a_broken_token(server, driver) -> None:
+    base, _ = server
+    driver.get(f"{base}/")
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_elements("css selector", ".category"))
+    driver.execute_script("document.getElementById('token-form').hidden = false")
+    driver.find_element("id", "token-input").send_keys("not-a-token")
+    driver.find_element("css selector", "#token-form button").click()
+    assert "not a valid" in driver.find_element("id", "token-error").text
