@@ -9,6 +9,8 @@ from typing import Any
 import redis
 from flask import Flask
 from flask_cors import CORS
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import articles, categories, events, experiments, health, sources, users, web
@@ -92,6 +94,9 @@ def init_services(app: Flask, settings: Settings) -> None:
         socket_timeout=settings.redis_socket_timeout,
         socket_connect_timeout=settings.redis_connect_timeout,
         health_check_interval=30,
+        # One immediate retry reconnects a pooled connection a Redis restart broke; no backoff:
+        # while Redis is down or loading, the request answers 503 at once and the client retries.
+        retry=Retry(NoBackoff(), 1),
     )
     keeper = ModelKeeper(
         client,

@@ -362,12 +362,18 @@ def test_redis_loading_its_data_after_a_restart_answers_503(live: Stack) -> None
                     assert reply.status in (200, 503), reply.body
         assert seen >= 3
         starting.join(timeout=60)
-        assert_serving(live)
-        # Probes answered after the load finished may have been applied: undo them.
-        restored = live.call(
-            "PUT", f"/v1/users/{USER}/categories", {"categories": FOLLOWS}, live.user
+        # Probes answered after the load finished may have been applied: undo them first, so
+        # the checks below see the reader's own follows.
+        _until(
+            lambda: (
+                live.call(
+                    "PUT", f"/v1/users/{USER}/categories", {"categories": FOLLOWS}, live.user
+                ).status
+                == 200
+            ),
+            "follows restored",
         )
-        assert restored.status == 200
+        assert_serving(live)
     finally:
         starting.join(timeout=60)
         probe.close()

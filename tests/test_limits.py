@@ -46,8 +46,6 @@ def test_only_a_429_tells_the_client_to_wait(make_app, tokens):
     ok = get(client, "/v1/users/alice/categories", tokens.user("alice"))
     assert ok.status_code == 200
     assert "Retry-After" not in ok.headers
-    assert int(ok.headers["X-RateLimit-Remaining"]) > 0  # one of the budgets, not breached
-    assert "X-Limiter-Retry-After" not in ok.headers
     # A 503 keeps its own short Retry-After (no model fitted yet on an empty store).
     feed = get(client, "/v1/users/alice/feed", tokens.user("alice"))
     assert feed.status_code == 503 and feed.headers["Retry-After"] == "2"
