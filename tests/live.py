@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,14 +148,24 @@ class LiveService:
 
 @contextmanager
 def serve(
-    workdir: Path, redis_url: str, *, workers: int = 2, threads: int = 4, **env: str
+    workdir: Path,
+    redis_url: str | None,
+    *,
+    args: Sequence[str] = (),
+    workers: int = 2,
+    threads: int = 4,
+    **env: str,
 ) -> Iterator[LiveService]:
-    """`newsfeed serve` against redis_url; waits for /healthz, stops it (SIGTERM) on exit."""
+    """`newsfeed serve [args]`; waits for /healthz, stops it (SIGTERM) on exit.
+
+    Without ``redis_url`` it runs on the embedded default: its own Redis and development
+    secret under ``workdir/var``, as `make run` does.
+    """
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFEED_")}
+    if redis_url is not None:
+        environ.update(NEWSFEED_REDIS_URL=redis_url, NEWSFEED_JWT_SECRET=TEST_SECRET)
     environ.update(
-        NEWSFEED_REDIS_URL=redis_url,
-        NEWSFEED_JWT_SECRET=TEST_SECRET,
         NEWSFEED_DATA_DIR=str(workdir / "var"),
         NEWSFEED_PORT=str(port),
         NEWSFEED_WORKERS=str(workers),
@@ -169,7 +179,7 @@ def serve(
     # The access log is written for every request: a file, never an undrained pipe.
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [NEWSFEED, "serve"],
+            [NEWSFEED, "serve", *args],
             env=environ,
             cwd=workdir,
             stdin=subprocess.DEVNULL,

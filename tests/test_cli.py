@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
 import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import jwt
@@ -21,6 +16,7 @@ from api.cli import cli
 from feed.demo import write_jsonl
 from tests.conftest import TEST_SECRET
 from tests.factories import article
+from tests.live import serve
 
 NEWSFEED = str(Path(sys.executable).parent / "newsfeed")
 
@@ -65,72 +61,28 @@ def test_reindex_publishes_a_model(env, redis_client):
     assert redis_client.get("nf:model:current") is not None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get_json(url: str, token: str | None = None) -> dict:
-    request = urllib.request.Request(url)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
-
-
-def wait_for(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {process.stdout.read()}")
-        try:
-            get_json(url)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer in {timeout}s")
-
-
 @pytest.mark.slow
 def test_serve_without_redis_url_runs_an_embedded_redis_and_stops_it(tmp_path):
-    port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFEED_")}
-    environ.update(
-        NEWSFEED_DATA_DIR=str(tmp_path / "var"),
-        NEWSFEED_PORT=str(port),
-        NEWSFEED_WORKERS="1",
-        NEWSFEED_LOG_LEVEL="warning",
-    )
-    process = subprocess.Popen(
-        [NEWSFEED, "serve", "--demo"],
-        env=environ,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for(f"{base}/healthz", process)
-        url_file = tmp_path / "var" / "redis.url"
+    var = tmp_path / "var"
+    with serve(tmp_path, None, args=["--demo"], workers=1) as service:
+        url_file = var / "redis.url"
         redis_port = int(url_file.read_text().rsplit(":", 1)[1].split("/")[0])
-        categories = get_json(f"{base}/v1/categories")["categories"]
+        categories = service.call("GET", "/v1/categories").body["categories"]
         assert len(categories) >= 8
         assert sum(c["article_count"] for c in categories) >= 300
-        token = (tmp_path / "var" / "jwt-secret").read_text().strip()
-        user_token = jwt.encode(
-            {"sub": "demo-user", "exp": time.time() + 60}, token, algorithm="HS256"
+        secret = (var / "jwt-secret").read_text().strip()
+        token = jwt.encode({"sub": "demo-user", "exp": time.time() + 60}, secret, "HS256")
+        feed = service.call(
+            "GET",
+            "/v1/users/demo-user/feed?limit=5",
+            headers={"Authorization": f"Bearer {token}"},
         )
-        feed = get_json(f"{base}/v1/users/demo-user/feed?limit=5", user_token)
-        assert len(feed["items"]) == 5
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, output
+        assert len(feed.body["items"]) == 5
+    output = service.log_path.read_text()
+    assert service.process.returncode == 0, output
     assert "export TOKEN=" in output and "curl" in output
     assert not url_file.exists()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", redis_port), timeout=1).close()
-    aof = list((tmp_path / "var" / "redis").rglob("*.aof*"))
+    aof = list((var / "redis").rglob("*.aof*"))
     assert aof, "the embedded Redis keeps an append-only file under var/"

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.test_cli import NEWSFEED, free_port, wait_for
+from tests.live import serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -41,32 +39,14 @@ from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, redis.Redis]]:
     tmp_path = tmp_path_factory.mktemp("web")
-    port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFEED_")}
-    environ.update(
-        NEWSFEED_DATA_DIR=str(tmp_path / "var"),
-        NEWSFEED_PORT=str(port),
-        NEWSFEED_WORKERS="1",
-        NEWSFEED_LOG_LEVEL="warning",
-    )
-    process = subprocess.Popen(
-        [NEWSFEED, "serve", "--demo"],
-        env=environ,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{base}/readyz", process, timeout=120)
+    with serve(tmp_path, None, args=["--demo"], workers=1) as service:
+        service.wait_ready(timeout=120)
         url = (tmp_path / "var" / "redis.url").read_text().strip()
         client = redis.Redis.from_url(url)
-        yield base, client
-        client.close()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
+        try:
+            yield f"http://127.0.0.1:{service.port}", client
+        finally:
+            client.close()
 
 
 @pytest.fixture
