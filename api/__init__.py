@@ -43,7 +43,8 @@ MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the ha
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     settings = Settings.from_env(overrides=overrides)
-    app = Flask(__name__)
+    # The web blueprint serves api/static; the app needs no static route of its own.
+    app = Flask(__name__, static_folder=None)
     init_config(app, settings)
     init_services(app, settings)
     init_proxies(app, settings)
