@@ -6,11 +6,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import redis
 from flask import Flask
 from flask_cors import CORS
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import articles, categories, events, experiments, health, sources, users, web
@@ -20,6 +17,7 @@ from api.extensions import EXTENSION, Services
 from api.limits import init_limits
 from api.tokens import TokenVerifier
 from config import Settings
+from feed.connection import open_redis
 from feed.cursor import CursorCodec
 from feed.events import EventLog
 from feed.ingest import Corpus
@@ -90,14 +88,10 @@ def check_keys(settings: Settings) -> None:
 
 
 def init_services(app: Flask, settings: Settings) -> None:
-    client = redis.Redis.from_url(
+    client = open_redis(
         settings.redis_url,
         socket_timeout=settings.redis_socket_timeout,
-        socket_connect_timeout=settings.redis_connect_timeout,
-        health_check_interval=30,
-        # One immediate retry reconnects a pooled connection a Redis restart broke; no backoff:
-        # while Redis is down or loading, the request answers 503 at once and the client retries.
-        retry=Retry(NoBackoff(), 1),
+        connect_timeout=settings.redis_connect_timeout,
     )
     keeper = ModelKeeper(
         client,

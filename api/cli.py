@@ -22,6 +22,7 @@ from api.tokens import issue_token
 from config import ENV_PREFIX, Settings
 from feed import articles, categories, model_store
 from feed.articles import Rejection
+from feed.connection import open_redis
 from feed.exceptions import InvalidId
 from feed.ingest import MAX_BATCH
 from feed.redis_server import RedisServer
@@ -148,7 +149,11 @@ def _redis(settings: Settings) -> redis.Redis:
             f"{ENV_PREFIX}REDIS_URL is not set and no embedded Redis is running "
             "(start one with `newsfeed serve`)"
         )
-    return redis.Redis.from_url(url, socket_timeout=settings.redis_socket_timeout)
+    return open_redis(
+        url,
+        socket_timeout=settings.redis_socket_timeout,
+        connect_timeout=settings.redis_connect_timeout,
+    )
 
 
 def _start_embedded(settings: Settings) -> RedisServer:
