@@ -15,19 +15,20 @@ import redis
 from redis.client import Pipeline
 
 from feed import categories, locks, versions
+from feed.connection import slot_mget
 from feed.exceptions import ArticleNotFound, WriteConflict
 from feed.urls import url_digest
 
 log = logging.getLogger(__name__)
 
-# The id is the hash tag so an article's card and body live in one cluster slot.
-CARD_KEY = "nf:article:{%s}"  # JSON of every field a feed item shows
-BODY_KEY = "nf:article:{%s}:body"  # full text, read for indexing and single-article reads
-URL_KEY = "nf:url:%s"  # sha1(canonical url) -> owning article id
-TIMELINE_KEY = "nf:articles:by_time"  # zset id -> published_at epoch; bounds the live window
+# The corpus shares one cluster slot, so a batch upsert stays one transaction (README: keys).
+CARD_KEY = "nf:{corpus}:article:%s"  # JSON of every field a feed item shows
+BODY_KEY = "nf:{corpus}:article:%s:body"  # full text, read for indexing and single-article reads
+URL_KEY = "nf:{corpus}:url:%s"  # sha1(canonical url) -> owning article id
+TIMELINE_KEY = "nf:{corpus}:by_time"  # zset id -> published_at epoch; bounds the live window
 # Ids deleted recently (zset id -> deletion epoch): a model fitted before the delete still
 # holds them, so feed builds exclude them until a newer model is fitted.
-DELETED_KEY = "nf:corpus:deleted"
+DELETED_KEY = "nf:{corpus}:deleted"
 
 MAX_WRITE_RETRIES = 8  # optimistic-lock retries when concurrent writers touch the same ids
 READ_CHUNK = 1000
@@ -156,8 +157,8 @@ def _write(r: redis.Redis, accepted: list[tuple[int, Article]], base: UpsertResu
     result = UpsertResult(rejected=list(base.rejected))
     with r.pipeline(transaction=True) as pipe:
         pipe.watch(*card_keys, *url_keys)
-        old_cards = pipe.mget(card_keys)
-        owners = pipe.mget(url_keys)
+        old_cards = slot_mget(pipe, card_keys)
+        owners = slot_mget(pipe, url_keys)
         pipe.multi()
         counts: Counter[str] = Counter()
         new_slugs: set[str] = set()
@@ -237,7 +238,7 @@ def get(r: redis.Redis, article_id: str) -> Article:
 
 
 def queue_raw_cards(pipe: Pipeline, ids: Sequence[str]) -> None:
-    pipe.mget([CARD_KEY % i for i in ids])
+    slot_mget(pipe, [CARD_KEY % i for i in ids])
 
 
 def raw_cards(r: redis.Redis, ids: Sequence[str]) -> list[bytes | None]:
@@ -253,8 +254,8 @@ def iter_published_since(r: redis.Redis, since: float) -> Iterator[Article]:
     for start in range(0, len(ids), READ_CHUNK):
         chunk = ids[start : start + READ_CHUNK]
         pipe = r.pipeline(transaction=False)
-        pipe.mget([CARD_KEY % i for i in chunk])
-        pipe.mget([BODY_KEY % i for i in chunk])
+        slot_mget(pipe, [CARD_KEY % i for i in chunk])
+        slot_mget(pipe, [BODY_KEY % i for i in chunk])
         raw_cards, bodies = pipe.execute()
         for raw, body in zip(raw_cards, bodies, strict=True):
             if raw is not None:  # deleted between the two reads

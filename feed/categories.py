@@ -12,8 +12,8 @@ from feed import versions
 from feed.exceptions import CategoryNotFound
 from feed.ids import check_slug
 
-NAMES_KEY = "nf:categories"  # hash slug -> display name
-COUNTS_KEY = "nf:categories:counts"  # hash slug -> number of stored articles
+NAMES_KEY = "nf:{corpus}:categories"  # hash slug -> display name
+COUNTS_KEY = "nf:{corpus}:categories:counts"  # hash slug -> number of stored articles
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -77,15 +78,27 @@ class EventLog:
         result.rejected.sort(key=lambda r: r.index)
         if not kept:
             return result, kept
-        with self._redis.pipeline(transaction=True) as pipe:
-            changed: set[str] = set()
-            for event in kept:
-                pipe.xadd(STREAM_KEY, _fields(event), maxlen=STREAM_MAX_LEN, approximate=True)
-                if history.queue_event(pipe, event.user_id, event.type, event.article_id, event.ts):
-                    changed.add(event.user_id)
-            for user_id in changed:
-                cache.queue_drop_rendered(pipe, user_id)
-            pipe.execute()
+        # The durable log first, then each reader's history in one transaction in the reader's
+        # slot (the stream lives in another cluster slot). The batch is acknowledged after both;
+        # a client retrying after a failure between them appends its events to the log again,
+        # so consumers see every event at least once.
+        pipe = self._redis.pipeline(transaction=False)
+        for event in kept:
+            pipe.xadd(STREAM_KEY, _fields(event), maxlen=STREAM_MAX_LEN, approximate=True)
+        pipe.execute()
+        by_user: dict[str, list[Event]] = defaultdict(list)
+        for event in kept:
+            by_user[event.user_id].append(event)
+        for user_id, events in by_user.items():
+            with self._redis.pipeline(transaction=True) as pipe:
+                changed = False
+                for event in events:
+                    changed |= history.queue_event(
+                        pipe, user_id, event.type, event.article_id, event.ts
+                    )
+                if changed:
+                    cache.queue_drop_rendered(pipe, user_id)
+                pipe.execute()
         # Counters derived from the stream: recomputable from it if this step is interrupted.
         self._popularity.record([(e.type, e.article_id, e.ts) for e in kept], now)
         running = experiments.parse_running(self._redis.get(experiments.RUNNING_KEY))

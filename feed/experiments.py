@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -33,6 +34,7 @@ from feed.assignment import (
     dump_running,
     parse_running,
 )
+from feed.connection import slot_eval
 from feed.exceptions import ExperimentConflict, ExperimentNotFound, WriteConflict
 from feed.experiment_results import CONFIDENCE, ExperimentResults, VariantResult, summarise
 
@@ -63,12 +65,14 @@ log = logging.getLogger(__name__)
 # A status change: the stored experiment and the other running ones -> the changed record.
 _Change = Callable[[Experiment, list[Experiment]], Experiment]
 
-DEFS_KEY = "nf:experiments"  # hash name -> JSON definition with status and timestamps
+DEFS_KEY = "nf:{corpus}:experiments"  # hash name -> JSON definition with status and timestamps
 # The running definitions as one compact JSON list, read with the versions on every feed
 # request; rewritten in the same transaction as every start and stop.
-RUNNING_KEY = "nf:experiments:running"
-# One experiment's counters share its hash tag; fields are "<variant>:<counter>".
-COUNTS_KEY = "nf:exp:{%s}:counts"
+RUNNING_KEY = "nf:{corpus}:experiments:running"
+# One experiment's counters, split into COUNT_SHARDS hashes by user so that no single key (and
+# cluster slot) takes every exposure; fields are "<variant>:<counter>", summed when read.
+COUNTS_KEY = "nf:exp:{%s:%d}:counts"
+COUNT_SHARDS = 16
 # One user's clicks (x) and impressions (y) in one experiment, in the user's slot.
 USER_KEY = "nf:{u:%s}:exp:%s"
 # A user's counts must outlive any experiment they are in: if the key expired mid-experiment
@@ -225,14 +229,13 @@ def record_exposure(r: redis.Redis, assignment: Assignment, user_id: str) -> Non
 
     One round trip; a second only on the user's first exposure to the experiment.
     """
-    counts = COUNTS_KEY % assignment.experiment
+    counts = counts_key(assignment.experiment, user_id)
     pipe = r.pipeline(transaction=False)
-    pipe.eval(
+    slot_eval(
+        pipe,
         _EXPOSE,
-        1,
-        USER_KEY % (user_id, assignment.experiment),
-        assignment.variant,
-        USER_TTL_SECONDS,
+        [USER_KEY % (user_id, assignment.experiment)],
+        [assignment.variant, USER_TTL_SECONDS],
     )
     pipe.hincrby(counts, f"{assignment.variant}:pages", 1)
     first, _ = pipe.execute()
@@ -263,41 +266,47 @@ def record_events(
         return
     pipe = r.pipeline(transaction=False)
     for user_id, assignment, tally in placed:
-        pipe.eval(
+        slot_eval(
+            pipe,
             _COUNT,
-            1,
-            USER_KEY % (user_id, assignment.experiment),
-            tally["impression"],
-            tally["click"],
-            USER_TTL_SECONDS,
+            [USER_KEY % (user_id, assignment.experiment)],
+            [tally["impression"], tally["click"], USER_TTL_SECONDS],
         )
     replies = pipe.execute()
     deltas: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    for (_, assignment, _), reply in zip(placed, replies, strict=True):
+    for (user_id, assignment, _), reply in zip(placed, replies, strict=True):
         if reply is None:  # assigned but never served a page: not in the experiment's data
             continue
         x0, y0, x1, y1 = (int(v) for v in reply)
-        delta = deltas[assignment.experiment, assignment.variant]
+        delta = deltas[counts_key(assignment.experiment, user_id), assignment.variant]
         delta["impressions"] += y1 - y0
         delta["clicks"] += x1 - x0
         delta["sx2"] += x1 * x1 - x0 * x0
         delta["sy2"] += y1 * y1 - y0 * y0
         delta["sxy"] += x1 * y1 - x0 * y0
     pipe = r.pipeline(transaction=False)
-    for (experiment, variant), delta in deltas.items():
+    for (key, variant), delta in deltas.items():
         for counter, amount in delta.items():
             if amount:
-                pipe.hincrby(COUNTS_KEY % experiment, f"{variant}:{counter}", amount)
+                pipe.hincrby(key, f"{variant}:{counter}", amount)
     pipe.execute()
 
 
+def counts_key(name: str, user_id: str) -> str:
+    """The counter shard a user's exposures and events are added to."""
+    return COUNTS_KEY % (name, zlib.crc32(user_id.encode()) % COUNT_SHARDS)
+
+
 def counts(r: redis.Redis, name: str) -> dict[str, dict[str, int]]:
-    """Raw counters per variant: ``{variant: {"users": ..., "pages": ..., ...}}``."""
-    raw = r.hgetall(COUNTS_KEY % name)
+    """Raw counters per variant, summed over the shards: ``{variant: {"users": ..., ...}}``."""
+    pipe = r.pipeline(transaction=False)
+    for shard in range(COUNT_SHARDS):
+        pipe.hgetall(COUNTS_KEY % (name, shard))
     found: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
-    for key, value in raw.items():
-        variant, _, counter = key.decode().rpartition(":")
-        found[variant][counter] = int(value)
+    for raw in pipe.execute():
+        for key, value in raw.items():
+            variant, _, counter = key.decode().rpartition(":")
+            found[variant][counter] += int(value)
     return dict(found)
 
 

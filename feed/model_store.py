@@ -11,8 +11,8 @@ import redis
 from feed import locks, versions
 
 SEQ_KEY = "nf:model:seq"
-ARTIFACT_KEY = "nf:model:%d"  # bytes of recommender.model.CorpusModel
-META_KEY = "nf:model:%d:meta"  # JSON ModelMeta
+ARTIFACT_KEY = "nf:model:{%d}"  # bytes of recommender.model.CorpusModel
+META_KEY = "nf:model:{%d}:meta"  # JSON ModelMeta
 REINDEX_LOCK_KEY = "nf:model:reindex-lock"
 
 # A replaced artifact stays readable this long, for workers that are loading it right now.
@@ -39,18 +39,25 @@ def publish(
     fitted_at: float,
     articles: int,
 ) -> ModelMeta:
-    """Store an artifact, then point every worker at it in the same transaction."""
+    """Store an artifact, then point every worker at it.
+
+    The pointer is set only once the artifact and its meta are stored (one transaction in
+    the version's slot), so a reader that sees the new version can always load it: each
+    request ranks with the old model or the new one, never a mix.
+    """
     version = int(r.incr(SEQ_KEY))
     meta = ModelMeta(version, corpus_version, snapshot_at, fitted_at, articles)
-    previous = r.get(versions.MODEL_CURRENT_KEY)
     with r.pipeline(transaction=True) as pipe:
         pipe.set(ARTIFACT_KEY % version, artifact)
         pipe.set(META_KEY % version, json.dumps(meta.__dict__))
-        versions.set_current_model(pipe, version)
-        if previous is not None:
-            pipe.expire(ARTIFACT_KEY % int(previous), RETIRED_TTL_SECONDS)
-            pipe.expire(META_KEY % int(previous), RETIRED_TTL_SECONDS)
         pipe.execute()
+    previous = versions.set_current_model(r, version)
+    if previous is not None:
+        # Workers still loading the previous version get a few minutes to finish.
+        with r.pipeline(transaction=True) as pipe:
+            pipe.expire(ARTIFACT_KEY % previous, RETIRED_TTL_SECONDS)
+            pipe.expire(META_KEY % previous, RETIRED_TTL_SECONDS)
+            pipe.execute()
     return meta
 
 

@@ -26,9 +26,9 @@ from feed.urls import canonical_url
 
 log = logging.getLogger(__name__)
 
-SOURCES_KEY = "nf:sources"  # hash source id -> JSON settings (url, categories, interval...)
-STATE_KEY = "nf:sources:state"  # hash source id -> JSON poll state (etag, failures, errors...)
-DUE_KEY = "nf:sources:due"  # zset enabled source id -> next poll (epoch seconds)
+SOURCES_KEY = "nf:{sources}"  # hash source id -> JSON settings (url, categories, interval...)
+STATE_KEY = "nf:{sources}:state"  # hash source id -> JSON poll state (etag, failures, errors...)
+DUE_KEY = "nf:{sources}:due"  # zset enabled source id -> next poll (epoch seconds)
 POLL_LOCK_KEY = "nf:source:%s:polling"  # held while one process polls the source
 
 DEFAULT_INTERVAL_SECONDS = 900

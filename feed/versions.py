@@ -8,9 +8,9 @@ import redis
 from redis.client import Pipeline
 
 # Any article or category write bumps the corpus version, so cached feeds built before it miss.
-CORPUS_VERSION_KEY = "nf:corpus:version"
+CORPUS_VERSION_KEY = "nf:{corpus}:version"
 # The model version every worker should rank with; set only after its artifact is fully stored.
-MODEL_CURRENT_KEY = "nf:model:current"
+MODEL_CURRENT_KEY = "nf:{corpus}:model"
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,10 @@ def bump_corpus(pipe: Pipeline) -> None:
     pipe.incr(CORPUS_VERSION_KEY)
 
 
-def set_current_model(pipe: Pipeline, version: int) -> None:
-    pipe.set(MODEL_CURRENT_KEY, version)
+def set_current_model(r: redis.Redis, version: int) -> int | None:
+    """Point every worker at ``version``; answers the version it replaces, if any."""
+    previous = r.set(MODEL_CURRENT_KEY, version, get=True)
+    return None if previous is None else int(previous)
 
 
 def parse(raw: list[bytes | None]) -> Versions:

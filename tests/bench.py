@@ -846,7 +846,7 @@ class Bench:
 
     def events(self, port: int, users: Sequence[str], auth: dict[str, str], r: redis.Redis) -> None:
         """Event ingestion: EVENT_CLIENTS devices posting batches of EVENT_BATCH events."""
-        ids = [i.decode() for i in r.zrange("nf:articles:by_time", 0, 999)]
+        ids = [i.decode() for i in r.zrange(articles.TIMELINE_KEY, 0, 999)]
         rng = random.Random(7)
         bodies = []
         for user in users:

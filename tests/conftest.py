@@ -1,4 +1,9 @@
-"""Fixtures: a real throwaway redis-server for the session, the app, a client and tokens."""
+"""Fixtures: a real throwaway redis-server (and Redis Cluster) for the session, the app, a
+client and tokens.
+
+The modules in CLUSTER_MODULES run every test twice: on a single redis-server and on a local
+three-master Redis Cluster, through the same code (feed/connection.py picks the client).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,29 @@ from flask.testing import FlaskClient
 from api import create_app
 from api.extensions import EXTENSION, Services
 from api.tokens import issue_token
+from feed.connection import open_redis
 from feed.redis_server import RedisServer
+from tests.redis_cluster import LocalCluster
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256"
+CLUSTER_MODULES = {
+    "test_articles",
+    "test_etag",
+    "test_events",
+    "test_experiments",
+    "test_feed",
+    "test_feed_cache",
+    "test_feed_cursors",
+    "test_feed_experiments",
+    "test_popularity",
+    "test_subscriptions",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if module in CLUSTER_MODULES and "redis_url" in metafunc.fixturenames:
+        metafunc.parametrize("redis_url", ["single", "cluster"], indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +48,25 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with LocalCluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
 @pytest.fixture
-def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The Redis this test runs on: the single server, or the cluster when parametrized so."""
+    if getattr(request, "param", "single") == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = open_redis(redis_url, socket_timeout=5, connect_timeout=5)
     client.flushall()
     yield client
     client.flushall()
@@ -33,8 +74,8 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def settings_overrides(redis_server: RedisServer) -> dict[str, object]:
-    return {"redis_url": redis_server.url, "jwt_secret": TEST_SECRET, "model_poll_seconds": 0.02}
+def settings_overrides(redis_url: str) -> dict[str, object]:
+    return {"redis_url": redis_url, "jwt_secret": TEST_SECRET, "model_poll_seconds": 0.02}
 
 
 @pytest.fixture

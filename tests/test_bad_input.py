@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from feed import versions
 from tests.factories import article, ingest
 
 ERROR_KEYS = {"status", "code", "message"}
@@ -176,12 +177,12 @@ BATCH_CASES = [
 def test_a_bad_batch_is_refused_whole_and_writes_nothing(
     client, seeded, services, raw, status, code
 ):
-    version = services.redis.get("nf:corpus:version")
+    version = services.redis.get(versions.CORPUS_VERSION_KEY)
     response = client.post(
         "/v1/articles", data=raw, content_type="application/json", headers=seeded.admin()
     )
     assert_error(response, status, code)
-    assert services.redis.get("nf:corpus:version") == version
+    assert services.redis.get(versions.CORPUS_VERSION_KEY) == version
 
 
 def test_more_than_1000_articles_is_refused_whole(client, seeded, services):

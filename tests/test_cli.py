@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import cli
+from feed import articles, versions
 from feed.demo import write_jsonl
 from tests.conftest import TEST_SECRET
 from tests.factories import article
@@ -52,13 +53,13 @@ def test_ingest_reads_json_lines_reports_rejects_and_reindexes(env, redis_client
     assert "created 3, updated 0, rejected 2" in result.output
     assert "line 4" in result.output and "line 5" in result.output
     assert re.search(r"model \d+: 3 articles", result.output)
-    assert redis_client.zcard("nf:articles:by_time") == 3
+    assert redis_client.zcard(articles.TIMELINE_KEY) == 3
 
 
 def test_reindex_publishes_a_model(env, redis_client):
     result = CliRunner().invoke(cli, ["reindex"])
     assert result.exit_code == 0, result.output
-    assert redis_client.get("nf:model:current") is not None
+    assert redis_client.get(versions.MODEL_CURRENT_KEY) is not None
 
 
 @pytest.mark.slow

@@ -330,7 +330,7 @@ def test_srm_fires_when_a_variant_loses_exposures(redis_client):
 def test_srm_against_known_values(redis_client, users, chi2, mismatch):
     stored(redis_client)
     for variant, count in zip(("control", "treatment"), users, strict=True):
-        redis_client.hset(experiments.COUNTS_KEY % "ab", f"{variant}:users", count)
+        redis_client.hset(experiments.counts_key("ab", variant), f"{variant}:users", count)
     srm = experiments.results(redis_client, "ab").srm
     assert srm.chi2 == pytest.approx(chi2, abs=1e-4)
     assert srm.mismatch is mismatch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from feed.popularity import REBASE_EXPONENT, Popularity
+from feed.popularity import EPOCH_KEY, REBASE_EXPONENT, Popularity
 
 HOUR = 3600.0
 T0 = 1_800_000_000.0
@@ -35,7 +35,7 @@ def test_the_epoch_rebase_keeps_every_count(redis_client):
     counts = popularity.read(later)
     assert counts["new"][1] == pytest.approx(1.0)
     assert counts["old"][1] == pytest.approx(2.0 ** -(REBASE_EXPONENT + 2), rel=1e-9)
-    assert float(redis_client.get("nf:{popularity}:epoch")) == later
+    assert float(redis_client.get(EPOCH_KEY)) == later
 
 
 def test_nothing_recorded_reads_empty(redis_client):

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import cli
-from feed import sources
+from feed import articles, sources, versions
 from feed.rss import FetchOptions
 from tests.conftest import TEST_SECRET
 from tests.feedserver import feed_server
@@ -146,11 +146,11 @@ def test_repoll_without_etag_changes_nothing(redis_client, server):
     options = FetchOptions(timeout=5)
     first = sources.poll(redis_client, source.id, options)
     assert len(first.created) == 2
-    version = redis_client.get("nf:corpus:version")
+    version = redis_client.get(versions.CORPUS_VERSION_KEY)
     again = sources.poll(redis_client, source.id, options, now=first.next_poll_at)
     assert again.status == "ok" and again.created == [] and again.updated == []
     assert again.unchanged == 2  # the undated story keeps the date it was first seen with
-    assert redis_client.get("nf:corpus:version") == version
+    assert redis_client.get(versions.CORPUS_VERSION_KEY) == version
 
 
 def test_failing_source_backs_off_exponentially_then_recovers(redis_client, server):
@@ -220,7 +220,7 @@ def test_poll_command_polls_due_sources(redis_server, redis_client, server, tmp_
     assert f"{source.id}: ok, 2 created" in result.output
     assert "polled 1 sources, 0 failed" in result.output
     assert server.hits("/cli.xml")[0]["user-agent"].endswith("(+ops@example.com)")
-    assert redis_client.zcard("nf:articles:by_time") == 2
+    assert redis_client.zcard(articles.TIMELINE_KEY) == 2
 
     result = CliRunner().invoke(cli, ["poll"])  # not due again yet
     assert "polled 0 sources" in result.output

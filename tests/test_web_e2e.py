@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from feed.events import STREAM_KEY
 from tests.live import serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -85,7 +86,7 @@ def cards(driver) -> list[dict]:
 
 def events(r: redis.Redis, kind: str) -> list[str]:
     """Article ids of the events of this type in the stream."""
-    return [f[b"article"].decode() for _, f in r.xrange("nf:events") if f[b"type"] == kind.encode()]
+    return [f[b"article"].decode() for _, f in r.xrange(STREAM_KEY) if f[b"type"] == kind.encode()]
 
 
 def feed_in(driver, followed: set[str]) -> bool:
