@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
-# newsfeed API image: gunicorn as PID 1, configured by NEWSFEED_* variables.
-# Required at run time: NEWSFEED_REDIS_URL and NEWSFEED_JWT_SECRET (or NEWSFEED_JWT_PUBLIC_KEY).
+# newsfeed image: one image, two roles, configured by NEWSFEED_* variables.
+#   docker run IMAGE          the API: `newsfeed serve` (gunicorn, PID 1)
+#   docker run IMAGE worker   background jobs: `newsfeed worker` (reindex, precompute, RSS polls)
+# Required at run time, the same for both: NEWSFEED_REDIS_URL and NEWSFEED_JWT_SECRET (or
+# NEWSFEED_JWT_PUBLIC_KEY with NEWSFEED_CURSOR_SECRET). docker-compose.yml runs the set.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -38,7 +41,7 @@ COPY recommender ./recommender
 COPY wsgi.py ./
 RUN pip install --no-deps . \
     && rm -rf build *.egg-info \
-    && python -c "import api, config.gunicorn, feed.service, recommender.ranker"
+    && python -c "import api, api.worker, config.gunicorn, feed.jobs, recommender.ranker"
 
 # ---- runtime: only the venv (the app is installed in it) ----------------------------------------
 FROM ${PYTHON_IMAGE}
@@ -61,10 +64,13 @@ USER 10001:10001
 
 EXPOSE 8000
 
-# /healthz is liveness only (no Redis round trip); slim has no curl, so use the venv's python.
+# The API's /healthz: liveness only (no Redis round trip); slim has no curl, so use the venv's
+# python. A worker container serves no HTTP: turn this off for it (docker-compose.yml does).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('NEWSFEED_PORT', '8000'), timeout=4)"]
 
-# Exec form: gunicorn is PID 1 and receives SIGTERM itself (graceful shutdown: 20 s).
-# Other commands run in place of it, e.g. `docker run IMAGE newsfeed token --user alice`.
-CMD ["gunicorn", "--config", "python:config.gunicorn", "wsgi:app"]
+# Exec form: `newsfeed serve` runs gunicorn's master in its own process, PID 1, which gets
+# SIGTERM itself (graceful shutdown: 20 s); `newsfeed worker` finishes its job on SIGTERM.
+# Any subcommand replaces serve, e.g. `docker run --rm IMAGE token --user alice`.
+ENTRYPOINT ["newsfeed"]
+CMD ["serve"]

@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create the venv and install the project with its dev tools
 
-run: $(STAMP)  ## serve on localhost with an embedded Redis and a demo corpus
+run: $(STAMP)  ## serve on localhost with an embedded Redis, a jobs worker and a demo corpus
 	$(BIN)/newsfeed serve --demo
 
 test: $(STAMP)  ## run the whole test suite (starts its own throwaway redis-server)

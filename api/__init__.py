@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from flask_cors import CORS
@@ -15,7 +15,9 @@ from api.auth import SECURITY_SCHEME
 from api.errors import NewsfeedApi, register_error_handlers
 from api.extensions import EXTENSION, Services
 from api.limits import init_limits
+from api.logs import REQUEST_ID_HEADER, init_request_ids
 from api.tokens import TokenVerifier
+from api.worker import reindex_requester
 from config import Settings
 from feed.connection import open_redis
 from feed.cursor import CursorCodec
@@ -27,6 +29,9 @@ from feed.service import FeedService
 from feed.variants import Variants
 from recommender.ranker import TfidfRanker
 
+if TYPE_CHECKING:
+    from api.metrics import Metrics
+
 API_VERSION = "1.0.0"
 CORS_EXPOSED_HEADERS = [
     "X-Feed-Cache",
@@ -35,6 +40,7 @@ CORS_EXPOSED_HEADERS = [
     "X-RateLimit-Limit",
     "X-RateLimit-Remaining",
     "X-RateLimit-Reset",
+    REQUEST_ID_HEADER,
 ]
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
 
@@ -44,7 +50,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     # The web blueprint serves api/static; the app needs no static route of its own.
     app = Flask(__name__, static_folder=None)
     init_config(app, settings)
-    init_services(app, settings)
+    init_request_ids(app)
+    metrics = init_metrics(app)
+    init_services(app, settings, on_build=metrics.feed_build.observe)
     init_proxies(app, settings)
     init_limits(app, settings)
     init_cors(app, settings)
@@ -87,7 +95,18 @@ def check_keys(settings: Settings) -> None:
             raise RuntimeError("with NEWSFEED_JWT_PUBLIC_KEY set NEWSFEED_CURSOR_SECRET too")
 
 
-def init_services(app: Flask, settings: Settings) -> None:
+def init_metrics(app: Flask) -> Metrics:
+    # Imported here, in the gunicorn worker: prometheus_client picks per-process or
+    # multiprocess values when first imported, and `newsfeed serve` has imported this package
+    # before gunicorn's on_starting hook sets PROMETHEUS_MULTIPROC_DIR.
+    from api import metrics
+
+    return metrics.init_metrics(app)
+
+
+def init_services(
+    app: Flask, settings: Settings, on_build: Callable[[float], None] | None = None
+) -> None:
     client = open_redis(
         settings.redis_url,
         socket_timeout=settings.redis_socket_timeout,
@@ -98,6 +117,7 @@ def init_services(app: Flask, settings: Settings) -> None:
         live_window_days=settings.live_window_days,
         poll_seconds=settings.model_poll_seconds,
         auto_reindex=settings.auto_reindex,
+        request_reindex=reindex_requester(settings),  # queue mode: a worker fits
     )
     popularity = Popularity(client, settings.popularity_half_life_hours)
     feed = FeedService(
@@ -109,6 +129,7 @@ def init_services(app: Flask, settings: Settings) -> None:
         feed_size=settings.feed_size,
         feed_ttl=settings.feed_ttl_seconds,
         cursor_ttl=settings.cursor_ttl_seconds,
+        on_build=on_build,
     )
     app.extensions[EXTENSION] = Services(
         settings=settings,
@@ -133,7 +154,7 @@ def init_cors(app: Flask, settings: Settings) -> None:
         CORS(
             app,
             resources={r"/v1/*": {"origins": list(settings.cors_origins)}},
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
             expose_headers=CORS_EXPOSED_HEADERS,
             max_age=600,
         )

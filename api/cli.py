@@ -1,4 +1,4 @@
-"""The `newsfeed` command: serve, ingest, reindex, token, evaluate, poll."""
+"""The `newsfeed` command: serve, ingest, reindex, token, evaluate, poll, worker, jobs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from api.evaluate import evaluate_command
 from api.poll import poll_command
 from api.schemas import ArticleInSchema
 from api.tokens import issue_token
+from api.worker import jobs_command, worker_command, worker_process
 from config import ENV_PREFIX, Settings
 from feed import articles, categories, model_store
 from feed.articles import Rejection
@@ -44,24 +46,37 @@ def cli() -> None:
 
 cli.add_command(evaluate_command)
 cli.add_command(poll_command)
+cli.add_command(worker_command)
+cli.add_command(jobs_command)
 
 
 @cli.command()
 @click.option("--demo", is_flag=True, help="Load the demo corpus if empty; print a demo token.")
-def serve(demo: bool) -> None:
+@click.option(
+    "--worker/--no-worker",
+    default=None,
+    help="Also run `newsfeed worker` [default: with the embedded Redis in queue mode].",
+)
+def serve(demo: bool, worker: bool | None) -> None:
     """Run the API under gunicorn (with an embedded Redis when none is configured)."""
     settings = Settings.from_env()
     embedded: RedisServer | None = None
     if not settings.redis_url:
         embedded = _start_embedded(settings)
     settings = _dev_secret(Settings.from_env())
+    if worker is None:
+        worker = embedded is not None and settings.reindex_mode == "queue"
+    if not worker and settings.reindex_mode == "queue":
+        click.echo("reindex mode is queue: run `newsfeed worker` too, or models are never fitted")
     # Gunicorn's master exits on SIGTERM via SystemExit, so the finally below always runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         if demo:
             os.environ[ENV_PREFIX + "DEV_MODE"] = "true"  # the web page gets tokens from /dev/token
             _load_demo(settings)
-        _run_gunicorn()
+        # Started after the demo load, so its first periodic fit sees the corpus.
+        with worker_process() if worker else nullcontext():
+            _run_gunicorn()
     finally:
         if embedded is not None:
             (Path(settings.data_dir) / REDIS_URL_FILE).unlink(missing_ok=True)
@@ -140,6 +155,15 @@ def _reindex(client: redis.Redis, settings: Settings) -> None:
 
 
 def _redis(settings: Settings) -> redis.Redis:
+    return open_redis(
+        _redis_url(settings),
+        socket_timeout=settings.redis_socket_timeout,
+        connect_timeout=settings.redis_connect_timeout,
+    )
+
+
+def _redis_url(settings: Settings) -> str:
+    """NEWSFEED_REDIS_URL, else the embedded Redis of a running `newsfeed serve`."""
     url = settings.redis_url
     url_file = Path(settings.data_dir) / REDIS_URL_FILE
     if not url and url_file.exists():
@@ -149,11 +173,7 @@ def _redis(settings: Settings) -> redis.Redis:
             f"{ENV_PREFIX}REDIS_URL is not set and no embedded Redis is running "
             "(start one with `newsfeed serve`)"
         )
-    return open_redis(
-        url,
-        socket_timeout=settings.redis_socket_timeout,
-        connect_timeout=settings.redis_connect_timeout,
-    )
+    return url
 
 
 def _start_embedded(settings: Settings) -> RedisServer:
@@ -214,3 +234,7 @@ def _run_gunicorn() -> None:
 
     sys.argv = ["gunicorn", "--config", "python:config.gunicorn", "wsgi:app"]
     WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
+
+
+if __name__ == "__main__":  # `python -m api.cli worker`: how `newsfeed serve` starts a worker
+    main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from flask import g
 from flask.views import MethodView
 
 from api.auth import BEARER, require_self, signed_in
@@ -30,4 +31,9 @@ class Events(MethodView):
         """
         accepted, rejected = split_events(batch["events"])
         require_self(event.user_id for _, event in accepted)
-        return services().events.record(accepted, rejected, time.time())[0]
+        svc = services()
+        result = svc.events.record(accepted, rejected, time.time())[0]
+        if result.accepted:
+            svc.feed.seen({event.user_id for _, event in accepted})
+        g.events_recorded = result  # counted by api/metrics.py as the response leaves
+        return result

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 ENV_PREFIX = "NEWSFEED_"
+REINDEX_MODES = ("queue", "thread")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,23 @@ class Settings:
     # Model upkeep: each process polls Redis for a newer model and for corpus changes to fit.
     model_poll_seconds: float = 1.0
     auto_reindex: bool = True
+    # Who fits: "queue" (web processes only enqueue a job and `newsfeed worker` fits, then
+    # precomputes active readers' first pages), or "thread" (web processes fit in a background
+    # thread; no worker). `newsfeed serve` on its embedded Redis starts a worker itself.
+    reindex_mode: str = "queue"
+
+    # Background work (`newsfeed worker`, RQ). An empty queue_url means redis_url; RQ needs a
+    # standalone Redis, so with a cluster redis_url it must name one.
+    queue_url: str = ""
+    # The worker refits this often even without writes, so that articles leave the model as
+    # they age out of the live window; 0: only after writes.
+    reindex_interval_seconds: int = 15 * 60
+    # The worker polls the due RSS/Atom sources this often; 0: never (run `newsfeed poll`).
+    source_poll_seconds: int = 60
+    # After a fit the worker precomputes the first pages of the readers active (a feed miss or
+    # an event) within this window, the most recent precompute_max_users; 0 users: none.
+    active_window_seconds: int = 60 * 60
+    precompute_max_users: int = 10_000
 
     max_request_bytes: int = 10 * 1024 * 1024
 
@@ -72,11 +90,17 @@ class Settings:
     workers: int = 2
     threads: int = 4
     log_level: str = "info"
+    # "json": one JSON object per line on stdout, for log shippers; "text" for people at a terminal.
+    log_format: str = "json"
 
     # Development only: serve GET /dev/token?user=ID (a signed token for anyone who asks) so the
     # web page at / works without pasting a token. `newsfeed serve --demo` turns it on; never
     # enable it in production.
     dev_mode: bool = False
+
+    def __post_init__(self) -> None:
+        if self.reindex_mode not in REINDEX_MODES:
+            raise ValueError(f"{ENV_PREFIX}REINDEX_MODE must be one of {', '.join(REINDEX_MODES)}")
 
     @classmethod
     def from_env(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -32,12 +33,21 @@ class ModelKeeper:
     """
 
     def __init__(
-        self, r: redis.Redis, *, live_window_days: float, poll_seconds: float, auto_reindex: bool
+        self,
+        r: redis.Redis,
+        *,
+        live_window_days: float,
+        poll_seconds: float,
+        auto_reindex: bool,
+        request_reindex: Callable[[int], object] | None = None,
     ) -> None:
         self._redis = r
         self._window = live_window_days
         self._poll = poll_seconds
         self._auto_reindex = auto_reindex
+        # Queue mode: told the corpus version to cover, it asks a worker to fit (enqueues a
+        # job, deduplicated) instead of this process fitting.
+        self._request_reindex = request_reindex
         self._loaded: LoadedModel | None = None
         self._load_lock = threading.Lock()
         self._wake = threading.Event()
@@ -109,7 +119,10 @@ class ModelKeeper:
             or loaded.meta.corpus_version < current.corpus
         )
         if self._auto_reindex and behind:
-            self.refit()
+            if self._request_reindex is not None:
+                self._request_reindex(current.corpus)
+            else:
+                self.refit()
 
     def refit(self) -> bool:
         """Fit and publish a model unless another process is already doing it."""

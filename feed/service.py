@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import redis
 
-from feed import articles, cache, categories, history, subscriptions, versions
+from feed import activity, articles, cache, categories, history, subscriptions, versions
 from feed.cache import Entry, Header, Inputs, RenderedPage
 from feed.cursor import Cursor, CursorCodec
 from feed.exceptions import StaleCursor
@@ -62,6 +62,7 @@ class FeedService:
         feed_ttl: int,
         cursor_ttl: int,
         clock: Callable[[], float] = time.time,
+        on_build: Callable[[float], None] | None = None,
     ) -> None:
         self._redis = r
         self._keeper = keeper
@@ -72,6 +73,7 @@ class FeedService:
         self._feed_ttl = feed_ttl
         self._cursor_ttl = cursor_ttl
         self._clock = clock
+        self._on_build = on_build  # told the seconds each build took (the api layer's metrics)
         self.builds = 0  # feeds computed by this process, for metrics and the bench report
 
     # -- follows: a change drops the rendered first page in the same script, so a cached page
@@ -89,9 +91,17 @@ class FeedService:
     def replace_follows(self, user_id: str, slugs: Iterable[str]) -> list[str]:
         return subscriptions.replace(self._redis, user_id, slugs, [cache.rendered_key(user_id)])
 
+    def seen(self, user_ids: Iterable[str]) -> None:
+        """Record readers as active (they sent events): their pages are precomputed."""
+        activity.touch(self._redis, user_ids, self._clock())
+
     # -- pages
 
-    def page(self, user_id: str, limit: int, cursor: str | None = None) -> FeedPage:
+    def page(
+        self, user_id: str, limit: int, cursor: str | None = None, *, warm: bool = False
+    ) -> FeedPage:
+        """One page of the user's feed. ``warm``: built ahead of a request (precompute), so
+        neither an exposure nor the reader's activity is recorded: nobody saw it."""
         current, (raw_rendered, raw_running) = versions.read_with(
             self._redis, cache.rendered_key(user_id), self._variants.running_key
         )
@@ -112,7 +122,11 @@ class FeedService:
             else:
                 body, hit = self._first_page(user_id, limit, current, variant.key)
                 page = self._serve(body, hit, variant.label)
+        if warm:
+            return page
         self._variants.exposed(variant, user_id)
+        if not page.cache_hit:  # misses only: a hit stays one round trip
+            activity.touch(self._redis, [user_id], self._clock())
         return page
 
     def _serve(self, body: bytes, hit: bool, label: bytes) -> FeedPage:
@@ -206,6 +220,7 @@ class FeedService:
         self, user_id: str, wanted: Inputs, previous: Header | None, store: bool
     ) -> tuple[Header, list[Entry], bool]:
         """Rank a feed; answers it, and whether it became the user's current list."""
+        started = time.perf_counter()
         loaded = self._keeper.model_for(wanted.model)
         ranker = self._variants.ranker(wanted.variant)
         pipe = self._redis.pipeline(transaction=False)
@@ -254,6 +269,8 @@ class FeedService:
         else:
             cache.keep_for_cursors(self._redis, user_id, header, entries, self._cursor_ttl)
             current = False
+        if self._on_build is not None:
+            self._on_build(time.perf_counter() - started)
         return header, entries, current
 
     def _render(

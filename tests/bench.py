@@ -9,7 +9,8 @@ with the service's own gunicorn config. Four things are measured:
    same gunicorn settings, alternating floor and feed runs;
 2. cold-feed build time in-process through the real FeedService, and the bare ranker;
 3. ingest rate through ``POST /v1/articles`` and through ``feed.articles.upsert``;
-4. reindex time, split into read / fit / store.
+4. reindex time, split into read / fit / store;
+8. a reindex and the precompute after it, by `newsfeed worker` processes (``bench_jobs.py``).
 
 The report is printed as a table and written as JSON to ``var/bench.json``. The load
 generator is ``wrk`` when it is on PATH, else a Python one (32 threads in a separate process).
@@ -56,6 +57,8 @@ from feed.demo import DEMO_CATEGORIES, generate_articles
 from feed.redis_server import RedisServer
 from feed.reindex import ReindexResult, reindex
 from recommender.ranker import RankRequest, TfidfRanker
+from tests.bench_cluster import cluster_vs_single
+from tests.bench_jobs import reindex_and_precompute
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO / "var" / "bench.json"
@@ -704,12 +707,12 @@ class Bench:
 
     # 1. cached feed vs floor, 3. HTTP ingest ------------------------------------------------
 
-    def http(self) -> None:
-        r = self.fresh_db()
+    def service_env(self, redis_url: str) -> dict[str, str]:
+        """The environment of a benchmarked gunicorn: shipped config, this run's Redis."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         env.update(
             {
-                ENV_PREFIX + "REDIS_URL": self.server.url,
+                ENV_PREFIX + "REDIS_URL": redis_url,
                 ENV_PREFIX + "JWT_SECRET": self.secret,
                 ENV_PREFIX + "HOST": HOST,
                 ENV_PREFIX + "WORKERS": str(WORKERS),
@@ -721,6 +724,11 @@ class Bench:
                 ENV_PREFIX + "DATA_DIR": str(self.tmp / "data"),
             }
         )
+        return env
+
+    def http(self) -> None:
+        r = self.fresh_db()
+        env = self.service_env(self.server.url)
         feed = Gunicorn("feed", "wsgi:app", env, self.tmp)
         floor = Gunicorn("floor", "tests.bench_floor:app", env, self.tmp)
         # Stopped when this phase ends, or on any error on the way.
@@ -1178,8 +1186,10 @@ def run(profile: Profile, loadgen: str, output: Path) -> Report:
         bench = Bench(profile, report, server, secrets.token_urlsafe(32), tmp, load)
         try:
             bench.http()
+            cluster_vs_single(bench)
             for size in profile.cold_sizes:
                 bench.in_process(size)
+            reindex_and_precompute(bench)  # reuses the corpus the last size left
         except BaseException as exc:
             report.notes.append(f"ABORTED, figures above are partial: {exc!r}")
             _write(report, output)

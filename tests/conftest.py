@@ -31,6 +31,7 @@ CLUSTER_MODULES = {
     "test_feed_cache",
     "test_feed_cursors",
     "test_feed_experiments",
+    "test_limits",
     "test_popularity",
     "test_subscriptions",
 }
@@ -75,7 +76,13 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def settings_overrides(redis_url: str) -> dict[str, object]:
-    return {"redis_url": redis_url, "jwt_secret": TEST_SECRET, "model_poll_seconds": 0.02}
+    # Thread mode: the app fits by itself, so tests need no worker (tests/test_jobs.py runs one).
+    return {
+        "redis_url": redis_url,
+        "jwt_secret": TEST_SECRET,
+        "model_poll_seconds": 0.02,
+        "reindex_mode": "thread",
+    }
 
 
 @pytest.fixture

@@ -164,7 +164,13 @@ def serve(
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFEED_")}
     if redis_url is not None:
-        environ.update(NEWSFEED_REDIS_URL=redis_url, NEWSFEED_JWT_SECRET=TEST_SECRET)
+        # Thread mode: the service fits by itself, with no `newsfeed worker` next to it (the
+        # embedded default starts one); a test can pass NEWSFEED_REINDEX_MODE=queue.
+        environ.update(
+            NEWSFEED_REDIS_URL=redis_url,
+            NEWSFEED_JWT_SECRET=TEST_SECRET,
+            NEWSFEED_REINDEX_MODE="thread",
+        )
     environ.update(
         NEWSFEED_DATA_DIR=str(workdir / "var"),
         NEWSFEED_PORT=str(port),

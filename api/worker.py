@@ -1,0 +1,165 @@
+"""`newsfeed worker` runs the background jobs (RQ) and the periodic tasks, `newsfeed jobs`
+shows the queues; and what web processes and `newsfeed serve` need from them."""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, replace
+from functools import partial
+
+import click
+import redis
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from config import Settings
+from feed import jobs, periodic
+from feed.jobs import Runtime
+
+log = logging.getLogger(__name__)
+
+# A worker told to stop finishes its job first; `newsfeed serve` gives it this long.
+WORKER_STOP_SECONDS = 20
+
+
+def queue_url(settings: Settings) -> str:
+    return settings.queue_url or settings.redis_url
+
+
+def open_queue(settings: Settings) -> redis.Redis:
+    return jobs.open_queue_redis(
+        queue_url(settings),
+        socket_timeout=settings.redis_socket_timeout,
+        connect_timeout=settings.redis_connect_timeout,
+    )
+
+
+def reindex_requester(settings: Settings) -> Callable[[int], object] | None:
+    """What a web process's model keeper calls instead of fitting, in queue mode."""
+    if settings.reindex_mode != "queue" or not settings.auto_reindex:
+        return None
+    return partial(jobs.request_reindex, open_queue(settings))
+
+
+@contextmanager
+def runtime_for(settings: Settings) -> Iterator[Runtime]:
+    """The jobs' runtime: the feed service exactly as the API builds it (same ranker, cursor
+    key, sizes), with a model keeper that only loads models; closed on exit."""
+    from api import create_app  # api/__init__ imports this module
+    from api.extensions import EXTENSION, Services
+    from api.poll import fetch_options
+
+    app = create_app({**asdict(settings), "auto_reindex": False})
+    svc: Services = app.extensions[EXTENSION]
+    queue_redis = open_queue(settings)
+    try:
+        yield Runtime(
+            redis=svc.redis,
+            queue_redis=queue_redis,
+            feed=svc.feed,
+            live_window_days=settings.live_window_days,
+            fetch=fetch_options(settings),
+            active_window_seconds=settings.active_window_seconds,
+            precompute_max_users=settings.precompute_max_users,
+        )
+    finally:
+        svc.keeper.stop()
+        svc.redis.close()
+        queue_redis.close()
+
+
+def run_worker(settings: Settings, *, burst: bool = False) -> None:
+    """Work until told to stop (SIGTERM/SIGINT finish the current job first), or, in burst
+    mode, until the queues are empty."""
+    with runtime_for(settings) as runtime:
+        jobs.install(runtime)
+        # The worker's own connection: RQ raises its socket timeout above the blocking dequeue.
+        connection = open_queue(settings)
+        ticker = periodic.Ticker(
+            runtime.queue_redis,
+            jobs.periodic_tasks(
+                runtime.queue_redis,
+                reindex_seconds=settings.reindex_interval_seconds,
+                poll_seconds=settings.source_poll_seconds,
+            ),
+        )
+        # SimpleWorker runs each job in this process: the model stays loaded between
+        # precompute chunks, and the keeper and tick threads never meet a fork.
+        worker = SimpleWorker(
+            jobs.queues(connection), connection=connection, serializer=JSONSerializer
+        )
+        if not burst:
+            ticker.start()
+        try:
+            # with_scheduler: RQ's scheduler (one per queue, under its own lock) enqueues
+            # the retries that are due.
+            worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
+        finally:
+            ticker.stop()
+            jobs.install(None)
+            connection.close()
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Run the jobs already queued, then exit.")
+def worker_command(burst: bool) -> None:
+    """Run background jobs: reindex, precompute first pages, poll RSS/Atom sources.
+
+    Needs the service's secrets (cursors are signed into precomputed pages). Run one or more
+    next to the web processes; periodic tasks run once per interval whatever their number.
+    """
+    settings = _settings()
+    logging.config.dictConfig(_logging_config(settings))
+    run_worker(settings, burst=burst)
+
+
+@click.command("jobs")
+@click.option("--failed", "show_failed", is_flag=True, help="Also list the newest failed jobs.")
+def jobs_command(show_failed: bool) -> None:
+    """Print the background jobs queued, running, scheduled (retries) and failed."""
+    settings = _settings()
+    connection = open_queue(settings)
+    depths = jobs.queue_depths(connection)
+    click.echo(", ".join(f"{state} {count}" for state, count in depths.items()))
+    if show_failed:
+        for job in jobs.failed_jobs(connection):
+            ended = job.ended_at.isoformat(timespec="seconds") if job.ended_at else "?"
+            click.echo(f"{job.id} {ended} {job.description}: {job.error}")
+
+
+@contextmanager
+def worker_process() -> Iterator[subprocess.Popen[bytes]]:
+    """`newsfeed worker` as a child of this process (it inherits the environment, embedded
+    Redis URL and development secret included), stopped on exit."""
+    process = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"])
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # warm: the current job finishes
+            try:
+                process.wait(WORKER_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _settings() -> Settings:
+    """Settings for the worker commands: the embedded Redis of a running `newsfeed serve`,
+    and its development secret, when none is configured (like `ingest` and `token`)."""
+    from api.cli import _dev_secret, _redis_url  # api.cli registers these commands
+
+    settings = _dev_secret(Settings.from_env())
+    return replace(settings, redis_url=_redis_url(settings))
+
+
+def _logging_config(settings: Settings) -> dict[str, object]:
+    from api.logs import logging_config
+
+    return logging_config(settings.log_format, settings.log_level)

@@ -1,0 +1,378 @@
+"""Background work on RQ: refit the model, precompute first pages, poll RSS/Atom sources.
+
+Web processes enqueue and never wait; `newsfeed worker` (api/worker.py) runs the jobs. RQ
+hands a job only its own JSON arguments, so the job functions find their connections and the
+feed service in the :class:`Runtime` the worker installs once per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+from rq import Queue, Retry, Worker
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from feed import activity, locks, model_store, sources, versions
+from feed.connection import is_cluster, open_redis
+from feed.exceptions import FeedError
+from feed.periodic import Periodic
+from feed.reindex import reindex
+from feed.rss import FetchOptions
+from feed.service import FeedService
+
+log = logging.getLogger(__name__)
+
+# Workers take jobs from the first queue first: a refit or a poll never waits behind a
+# precompute, which a newer model makes moot anyway.
+MAIN_QUEUE = "newsfeed"
+PRECOMPUTE_QUEUE = "newsfeed-precompute"
+QUEUE_NAMES = (MAIN_QUEUE, PRECOMPUTE_QUEUE)
+
+# On the queue's Redis, next to RQ's own keys; one hash tag, since one script reads both.
+REINDEX_PENDING_KEY = "nf:{jobs}:reindex:pending"  # set from a request until its job starts
+REINDEX_COVERED_KEY = "nf:{jobs}:reindex:covered"  # corpus version the newest started fit read
+
+# A pending flag outlives its job only if the job was lost (queue flushed, an enqueue that
+# failed half-way); until it lapses, requests are not enqueued again.
+PENDING_TTL_SECONDS = 5 * 60
+# Requests a started fit covers are moot until every process has loaded its model (about a
+# second); kept as long as a fit may hold the reindex lock, in case the fit fails.
+COVERED_TTL_SECONDS = model_store.REINDEX_LOCK_TTL_MS // 1000
+
+# A failed job is retried 10 s, 1 min and 5 min later (a Redis restart, a deploy), then kept
+# in the failed registry for a week, listed by `newsfeed jobs --failed`.
+RETRY = Retry(max=3, interval=[10, 60, 300])
+FAILURE_TTL_SECONDS = 7 * 86_400
+RESULT_TTL_SECONDS = 3600  # a finished job and its result stay readable this long
+# A reindex may first wait for another fit's lock (at most its TTL), then fits.
+REINDEX_TIMEOUT_SECONDS = COVERED_TTL_SECONDS + 20 * 60
+PRECOMPUTE_TIMEOUT_SECONDS = 10 * 60
+POLL_TIMEOUT_SECONDS = 30 * 60  # every due source, one after another, each under its timeout
+LOCK_POLL_SECONDS = 0.2  # how often a reindex waiting for the lock looks again
+
+# Readers per precompute job: a few seconds of work, so that several workers share one
+# precompute, and a newer model stops the chunks still queued at once.
+PRECOMPUTE_CHUNK = 500
+# The page size precomputed: the API's default limit (api/schemas.py), the web page's too.
+# Other sizes are hits as well, from the precomputed list, with one more round trip.
+PRECOMPUTE_LIMIT = 20
+
+# Sets the pending flag unless a started fit already read this corpus version (ARGV[1]) or
+# a requested one has not started yet: then the request is moot (0).
+_REQUEST = """
+local covered = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if covered >= tonumber(ARGV[1]) then return 0 end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
+return 0
+"""
+
+
+class ReindexBusy(FeedError):
+    """Another fit kept the reindex lock past the wait; the job is retried."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What job functions work with, built once per worker process (api/worker.py)."""
+
+    redis: redis.Redis  # the service's data
+    queue_redis: redis.Redis  # RQ's queues and this module's keys
+    feed: FeedService
+    live_window_days: float
+    fetch: FetchOptions
+    active_window_seconds: int
+    precompute_max_users: int
+
+
+_runtime: Runtime | None = None
+
+
+def install(runtime: Runtime | None) -> None:
+    """Make ``runtime`` the one this process's jobs use (None: none)."""
+    global _runtime
+    _runtime = runtime
+
+
+def current() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("no job runtime installed: jobs run in `newsfeed worker`")
+    return _runtime
+
+
+def open_queue_redis(url: str, *, socket_timeout: float, connect_timeout: float) -> redis.Redis:
+    """The queue's connection. RQ needs a standalone Redis: it runs MULTI over keys that a
+    cluster would put in different slots (rq/rq#1048, #862, #2021)."""
+    if is_cluster(url):
+        raise RuntimeError(
+            "RQ does not support Redis Cluster: set NEWSFEED_QUEUE_URL to a standalone Redis"
+        )
+    return open_redis(url, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
+
+
+def queue(queue_redis: redis.Redis, name: str = MAIN_QUEUE) -> Queue:
+    # JSON, not pickle: job arguments are ids and numbers, and nothing read from Redis is
+    # ever unpickled.
+    return Queue(name, connection=queue_redis, serializer=JSONSerializer)
+
+
+def queues(queue_redis: redis.Redis) -> list[Queue]:
+    return [queue(queue_redis, name) for name in QUEUE_NAMES]
+
+
+# -- enqueueing (web processes, the CLI, the periodic tick, and jobs themselves)
+
+
+def request_reindex(queue_redis: redis.Redis, corpus_version: int) -> Job | None:
+    """Enqueue a fit that will cover ``corpus_version``, unless one is already on its way.
+
+    A burst of writes enqueues one job: the first request sets the pending flag, and the job
+    clears it only once it holds the reindex lock, just before it reads the corpus. A write
+    after that finds the flag clear and enqueues the next fit, unless the running fit has
+    already read its version.
+    """
+    wanted = queue_redis.eval(
+        _REQUEST,
+        2,
+        REINDEX_PENDING_KEY,
+        REINDEX_COVERED_KEY,
+        corpus_version,
+        PENDING_TTL_SECONDS,
+    )
+    if not wanted:
+        return None
+    try:
+        return enqueue_reindex(queue_redis)
+    except redis.RedisError:
+        # Best effort: if Redis is gone the flag lapses with its TTL.
+        try:
+            queue_redis.delete(REINDEX_PENDING_KEY)
+        except redis.RedisError:
+            pass
+        raise
+
+
+def enqueue_reindex(queue_redis: redis.Redis, *, force: bool = False) -> Job:
+    """Enqueue a fit; ``force`` fits even when the model covers the corpus version (the live
+    window moves with the clock, not only with writes)."""
+    return queue(queue_redis).enqueue_call(
+        reindex_job,
+        kwargs={"force": force},
+        timeout=REINDEX_TIMEOUT_SECONDS,
+        result_ttl=RESULT_TTL_SECONDS,
+        failure_ttl=FAILURE_TTL_SECONDS,
+        retry=RETRY,
+        description="reindex (periodic)" if force else "reindex",
+    )
+
+
+def enqueue_precompute(
+    r: redis.Redis, queue_redis: redis.Redis, model_version: int, *, since: float, limit: int
+) -> list[Job]:
+    """Enqueue first-page builds for the readers active since ``since``, in chunks."""
+    users = activity.recent(r, since, limit)
+    chunks = [users[i : i + PRECOMPUTE_CHUNK] for i in range(0, len(users), PRECOMPUTE_CHUNK)]
+    if not chunks:
+        return []
+    return queue(queue_redis, PRECOMPUTE_QUEUE).enqueue_many(
+        [
+            Queue.prepare_data(
+                precompute_job,
+                args=(model_version, chunk),
+                timeout=PRECOMPUTE_TIMEOUT_SECONDS,
+                result_ttl=RESULT_TTL_SECONDS,
+                failure_ttl=FAILURE_TTL_SECONDS,
+                retry=RETRY,
+                description=f"precompute {len(chunk)} first pages for model {model_version}",
+            )
+            for chunk in chunks
+        ]
+    )
+
+
+def enqueue_poll(queue_redis: redis.Redis) -> Job:
+    return queue(queue_redis).enqueue_call(
+        poll_job,
+        timeout=POLL_TIMEOUT_SECONDS,
+        result_ttl=RESULT_TTL_SECONDS,
+        failure_ttl=FAILURE_TTL_SECONDS,
+        retry=RETRY,
+        description="poll due RSS/Atom sources",
+    )
+
+
+def periodic_tasks(
+    queue_redis: redis.Redis, *, reindex_seconds: float, poll_seconds: float
+) -> list[Periodic]:
+    """What workers enqueue on a timer (an interval of 0 turns a task off)."""
+    return [
+        Periodic("reindex", reindex_seconds, lambda: enqueue_reindex(queue_redis, force=True)),
+        Periodic("poll-sources", poll_seconds, lambda: enqueue_poll(queue_redis)),
+    ]
+
+
+# -- the jobs (run by a worker)
+
+
+@dataclass(frozen=True)
+class ReindexOutcome:
+    model: int | None  # the version published; None when there was nothing to fit
+    corpus: int  # the corpus version read before the fit
+    articles: int = 0
+    seconds: float = 0.0
+    precompute_jobs: int = 0
+
+
+@dataclass(frozen=True)
+class PrecomputeOutcome:
+    built: int  # first pages built
+    current: int  # readers whose first page was already current
+    superseded: int = 0  # readers left out: a newer model was published meanwhile
+
+
+def reindex_job(force: bool = False) -> dict[str, Any]:
+    """Fit and publish a model, then enqueue precompute for the recently active readers."""
+    rt = current()
+    outcome = run_reindex(
+        rt.redis, rt.queue_redis, live_window_days=rt.live_window_days, force=force
+    )
+    if outcome.model is not None and rt.precompute_max_users > 0:
+        chunks = enqueue_precompute(
+            rt.redis,
+            rt.queue_redis,
+            outcome.model,
+            since=time.time() - rt.active_window_seconds,
+            limit=rt.precompute_max_users,
+        )
+        outcome = ReindexOutcome(**{**asdict(outcome), "precompute_jobs": len(chunks)})
+    return asdict(outcome)
+
+
+def precompute_job(model_version: int, user_ids: Sequence[str]) -> dict[str, Any]:
+    rt = current()
+    return asdict(precompute(rt.redis, rt.feed, model_version, user_ids))
+
+
+def poll_job() -> dict[str, Any]:
+    """Poll the due sources; new or changed articles request a fit."""
+    rt = current()
+    outcomes = sources.poll_due(rt.redis, rt.fetch)
+    changed = sum(len(o.created) + len(o.updated) for o in outcomes)
+    if changed:
+        request_reindex(rt.queue_redis, versions.read(rt.redis).corpus)
+    return {
+        "polled": len(outcomes),
+        "failed": sum(o.status == "error" for o in outcomes),
+        "articles": changed,
+    }
+
+
+def run_reindex(
+    r: redis.Redis,
+    queue_redis: redis.Redis,
+    *,
+    live_window_days: float,
+    force: bool = False,
+    wait_seconds: float = COVERED_TTL_SECONDS,
+) -> ReindexOutcome:
+    """Fit under the reindex lock, waiting for another fit to finish first (up to
+    ``wait_seconds``): this job may have been requested by a write that fit did not see."""
+    token = _wait_for_lock(r, wait_seconds)
+    try:
+        # Only now: until here, writes find the flag set and count on this job.
+        queue_redis.delete(REINDEX_PENDING_KEY)
+        corpus = versions.read(r).corpus
+        queue_redis.set(REINDEX_COVERED_KEY, corpus, ex=COVERED_TTL_SECONDS)
+        published = model_store.current_meta(r)
+        if not force and published is not None and published.corpus_version >= corpus:
+            return ReindexOutcome(None, corpus)
+        started = time.perf_counter()
+        result = reindex(r, live_window_days=live_window_days)
+    finally:
+        try:
+            locks.release(r, model_store.REINDEX_LOCK_KEY, token)
+        except redis.RedisError as exc:
+            log.warning("reindex lock not released (%s); it lapses with its TTL", exc)
+    return ReindexOutcome(
+        result.meta.version,
+        result.meta.corpus_version,
+        result.meta.articles,
+        time.perf_counter() - started,
+    )
+
+
+def _wait_for_lock(r: redis.Redis, wait_seconds: float) -> str:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        token = locks.acquire(r, model_store.REINDEX_LOCK_KEY, model_store.REINDEX_LOCK_TTL_MS)
+        if token is not None:
+            return token
+        if time.monotonic() >= deadline:
+            raise ReindexBusy(f"another fit held the reindex lock for {wait_seconds:.0f}s")
+        time.sleep(LOCK_POLL_SECONDS)
+
+
+def precompute(
+    r: redis.Redis, feed: FeedService, model_version: int, user_ids: Sequence[str]
+) -> PrecomputeOutcome:
+    """Build each reader's first page through the feed service, as their next request would,
+    so that request is a cache hit; stop once a newer model makes these builds moot."""
+    built = fresh = 0
+    for done, user_id in enumerate(user_ids):
+        if versions.read(r).model != model_version:
+            return PrecomputeOutcome(built, fresh, superseded=len(user_ids) - done)
+        if feed.page(user_id, PRECOMPUTE_LIMIT, warm=True).cache_hit:
+            fresh += 1
+        else:
+            built += 1
+    return PrecomputeOutcome(built, fresh)
+
+
+# -- status (`newsfeed jobs`, metrics)
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    id: str
+    description: str
+    ended_at: datetime | None
+    error: str  # the exception's last line
+
+
+def queue_depths(queue_redis: redis.Redis) -> dict[str, int]:
+    """Jobs per state over every queue, and the workers alive; read-only (no cleanup)."""
+    depths = dict.fromkeys(("queued", "started", "scheduled", "deferred", "failed", "finished"), 0)
+    for q in queues(queue_redis):
+        depths["queued"] += q.count
+        depths["started"] += q.started_job_registry.get_job_count(cleanup=False)
+        depths["scheduled"] += q.scheduled_job_registry.get_job_count(cleanup=False)
+        depths["deferred"] += q.deferred_job_registry.get_job_count(cleanup=False)
+        depths["failed"] += q.failed_job_registry.get_job_count(cleanup=False)
+        depths["finished"] += q.finished_job_registry.get_job_count(cleanup=False)
+    depths["workers"] = Worker.count(connection=queue_redis)
+    return depths
+
+
+def failed_jobs(queue_redis: redis.Redis, limit: int = 20) -> list[FailedJob]:
+    """The newest failed jobs (those out of retries), newest first."""
+    found: list[FailedJob] = []
+    for q in queues(queue_redis):
+        registry = q.failed_job_registry
+        ids = registry.get_job_ids(0, limit - 1, desc=True)
+        for job in Job.fetch_many(ids, connection=queue_redis, serializer=JSONSerializer):
+            if job is None:
+                continue
+            result = job.latest_result()
+            text = (result.exc_string if result else None) or ""
+            lines = text.strip().splitlines()
+            found.append(
+                FailedJob(job.id, job.description or "", job.ended_at, lines[-1] if lines else "")
+            )
+    found.sort(key=lambda j: j.ended_at or datetime.min, reverse=True)
+    return found[:limit]

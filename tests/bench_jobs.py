@@ -1,0 +1,170 @@
+"""Bench section 8: a reindex and the precompute after it, done by real `newsfeed worker`
+processes (rq SimpleWorker: one job at a time each), with one worker and with two.
+
+The corpus is the one section 4 left in Redis when it has the size wanted (100k articles; 10k
+with --quick), and every active reader follows 2-3 categories. Timed from the enqueue: the
+reindex until its model is published, the precompute from then until every chunk is done.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import redis
+from rq import Worker
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from api import create_app
+from api.extensions import EXTENSION, Services
+from config import ENV_PREFIX
+from feed import activity, articles, jobs, subscriptions, versions
+
+if TYPE_CHECKING:
+    from tests.bench import Bench
+
+SECTION = "8. reindex + precompute by `newsfeed worker` (rq SimpleWorker processes)"
+SIZES = {False: (100_000, 10_000), True: (10_000, 1_000)}  # quick -> (articles, active readers)
+WORKER_COUNTS = (1, 2)
+SAMPLE = 50  # readers whose next request is checked to be a hit
+TIMEOUT_S = 900.0
+
+
+def reindex_and_precompute(bench: Bench) -> None:
+    from tests.bench import INGEST_BATCH, follow_sets, log, to_article
+
+    size, readers = SIZES[bench.profile.quick]
+    r = bench.r
+    if articles.count(r) != size:
+        r = bench.fresh_db()
+        wire = bench.corpus(size, f"jobs{size}")
+        for start in range(0, len(wire), INGEST_BATCH):
+            chunk = wire[start : start + INGEST_BATCH]
+            articles.upsert(r, [(i, to_article(a)) for i, a in enumerate(chunk)])
+    users = [f"active-{n}" for n in range(readers)]
+    for user, followed in zip(users, follow_sets(readers, random.Random(8)), strict=True):
+        subscriptions.replace(r, user, followed)
+    activity.touch(r, users, time.time())
+    log(f"{readers:,} active readers over {size:,} articles")
+
+    label = f"{size // 1000}k articles, {readers // 1000}k readers"
+    for count in WORKER_COUNTS:
+        with workers(bench, count, readers) as alive:
+            wait(lambda n=count: alive() == n, f"{count} workers to register")
+            reindex_s, precompute_s, chunks = _one_run(r)
+        rate = readers / precompute_s
+        log(f"{count} worker(s): reindex {reindex_s:.1f}s, precompute {precompute_s:.1f}s")
+        name = f"{count} worker{'s' if count > 1 else ''}"
+        bench.report.add(
+            SECTION, f"{label}, {name}: reindex", reindex_s, "s", note="enqueue to published"
+        )
+        bench.report.add(
+            SECTION,
+            f"{label}, {name}: precompute",
+            precompute_s,
+            "s",
+            note=f"{chunks} jobs of {jobs.PRECOMPUTE_CHUNK} readers",
+        )
+        bench.report.add(SECTION, f"{label}, {name}: precompute rate", rate, "readers/s")
+        bench.report.details[f"jobs_{count}_workers"] = {
+            "articles": size,
+            "readers": readers,
+            "reindex_seconds": reindex_s,
+            "precompute_seconds": precompute_s,
+            "precompute_jobs": chunks,
+        }
+    hits = _next_requests_hit(bench, users[:: max(1, readers // SAMPLE)][:SAMPLE])
+    bench.report.add(
+        SECTION, "next first page a cache hit", hits, f"of {SAMPLE}", target=str(SAMPLE)
+    )
+
+
+def _one_run(r: redis.Redis) -> tuple[float, float, int]:
+    before = versions.read(r).model
+    t0 = time.perf_counter()
+    job = jobs.enqueue_reindex(r, force=True)
+    wait(lambda: versions.read(r).model > before, "the model")
+    t1 = time.perf_counter()
+    wait(lambda: job.get_status(refresh=True) == "finished", "the reindex job")
+    result: dict[str, Any] = job.return_value() or {}
+    model, chunks = result["model"], result["precompute_jobs"]
+    registry = jobs.queue(r, jobs.PRECOMPUTE_QUEUE).finished_job_registry
+
+    def precomputed() -> bool:
+        done = Job.fetch_many(registry.get_job_ids(), connection=r, serializer=JSONSerializer)
+        return sum(1 for j in done if j is not None and j.args[0] == model) == chunks
+
+    wait(precomputed, "the precompute")
+    return t1 - t0, time.perf_counter() - t1, chunks
+
+
+def _next_requests_hit(bench: Bench, sample: list[str]) -> int:
+    app = create_app(
+        {"redis_url": bench.server.url, "jwt_secret": bench.secret, "auto_reindex": False}
+    )
+    svc: Services = app.extensions[EXTENSION]
+    try:
+        return sum(svc.feed.page(user, jobs.PRECOMPUTE_LIMIT).cache_hit for user in sample)
+    finally:
+        svc.keeper.stop()
+        svc.redis.close()
+
+
+@contextmanager
+def workers(bench: Bench, count: int, readers: int) -> Iterator[Callable[[], int]]:
+    """``count`` `newsfeed worker` processes; yields how many are registered."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env.update(
+        {
+            ENV_PREFIX + "REDIS_URL": bench.server.url,
+            ENV_PREFIX + "JWT_SECRET": bench.secret,
+            ENV_PREFIX + "LOG_LEVEL": "warning",
+            ENV_PREFIX + "LOG_FORMAT": "text",
+            ENV_PREFIX + "REINDEX_INTERVAL_SECONDS": "0",  # only the fits this bench asks for
+            ENV_PREFIX + "SOURCE_POLL_SECONDS": "0",
+            ENV_PREFIX + "PRECOMPUTE_MAX_USERS": str(readers),
+            ENV_PREFIX + "DATA_DIR": str(bench.tmp / "data"),
+        }
+    )
+    newsfeed = Path(sys.executable).with_name("newsfeed")
+    r = bench.r
+    with ExitStack() as stack:
+        for n in range(count):
+            log_file = stack.enter_context(open(bench.tmp / f"worker-{n}.log", "ab"))
+            process = subprocess.Popen(
+                [str(newsfeed), "worker"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            stack.callback(_stop, process)
+        yield lambda: Worker.count(connection=r)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # warm: finishes its job, deregisters
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: only what we started
+            process.wait()
+
+
+def wait(check: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)

@@ -1,0 +1,181 @@
+"""`newsfeed worker` and `newsfeed jobs` (api/worker.py) as real processes, and `newsfeed serve`
+starting and stopping a worker on its embedded Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import jwt
+import psutil
+import pytest
+import redis
+from click.testing import CliRunner
+from flask import Flask
+from rq import Worker
+
+from api import create_app
+from api.cli import cli
+from api.extensions import EXTENSION, Services
+from feed import articles, jobs, versions
+from feed.articles import Article
+from tests.conftest import TEST_SECRET
+from tests.factories import article, wait_for_model
+from tests.live import NEWSFEED, bearer, serve
+
+pytestmark = pytest.mark.slow
+
+STARTUP_SECONDS = 30.0
+
+
+@contextmanager
+def worker_process(redis_url: str, log_path: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`newsfeed worker` on ``redis_url``, stopped with SIGTERM (a warm shutdown) on exit."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFEED_")}
+    environ.update(
+        NEWSFEED_REDIS_URL=redis_url,
+        NEWSFEED_JWT_SECRET=TEST_SECRET,
+        NEWSFEED_DATA_DIR=str(log_path.parent / "var"),
+        NEWSFEED_LOG_FORMAT="text",
+        NEWSFEED_MODEL_POLL_SECONDS="0.05",
+        NEWSFEED_SOURCE_POLL_SECONDS="0",
+    )
+    environ.update(env)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [NEWSFEED, "worker"],
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def eventually(check: Callable[[], object], what: str, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise AssertionError(f"{what} did not happen in {timeout}s\n{tail}")
+        time.sleep(0.05)
+
+
+def workers_alive(r: redis.Redis) -> int:
+    return Worker.count(connection=r)
+
+
+@pytest.fixture
+def queue_app(redis_server, redis_client) -> Iterator[Flask]:
+    app = create_app(
+        {
+            "redis_url": redis_server.url,
+            "jwt_secret": TEST_SECRET,
+            "model_poll_seconds": 0.02,
+            "reindex_mode": "queue",
+        }
+    )
+    yield app
+    svc: Services = app.extensions[EXTENSION]
+    svc.keeper.stop()
+    svc.redis.close()
+
+
+def test_the_worker_fits_what_the_api_enqueues_and_precomputes(
+    queue_app, redis_server, redis_client, tmp_path
+):
+    web = queue_app.test_client()
+    admin, alice = bearer("editor", admin=True), bearer("alice")
+    log = tmp_path / "worker.log"
+    # No periodic reindex: every fit here is one the API asked for.
+    with worker_process(redis_server.url, log, NEWSFEED_REINDEX_INTERVAL_SECONDS="0") as process:
+        eventually(lambda: workers_alive(redis_client) == 1, "worker registration", log)
+        batch = [article(categories=["tech"]) for _ in range(40)]
+        assert web.post("/v1/articles", json={"articles": batch}, headers=admin).status_code == 200
+        ready = wait_for_model(web, timeout=STARTUP_SECONDS)
+        assert ready["model_articles"] == 40
+        web.put("/v1/users/alice/categories/tech", headers=alice)
+        assert web.get("/v1/users/alice/feed", headers=alice).headers["X-Feed-Cache"] == "miss"
+
+        more = {"articles": [article(categories=["tech"])]}
+        assert web.post("/v1/articles", json=more, headers=admin).status_code == 200
+        eventually(lambda: versions.read(redis_client).model == 2, "the second fit", log)
+        depths: dict[str, int] = {}
+
+        def precomputed() -> bool:
+            depths.update(jobs.queue_depths(redis_client))
+            return depths["finished"] == 3 and depths["queued"] + depths["started"] == 0
+
+        eventually(precomputed, "the precompute", log)
+        wait_for_model(web)
+        response = web.get("/v1/users/alice/feed", headers=alice)
+        assert response.headers["X-Feed-Cache"] == "hit"
+        assert depths["failed"] == 0 and depths["workers"] == 1
+        assert process.poll() is None
+    assert process.returncode == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "feed.jobs.reindex_job" in text or "reindex" in text
+    assert workers_alive(redis_client) == 0  # it deregistered on the way out
+
+
+def test_two_workers_run_a_periodic_task_once(redis_server, redis_client, tmp_path):
+    articles.upsert(redis_client, [(0, Article.from_card(article(), ""))])
+    with ExitStack() as stack:
+        for n in range(2):
+            stack.enter_context(
+                worker_process(
+                    redis_server.url,
+                    tmp_path / f"worker-{n}.log",
+                    NEWSFEED_REINDEX_INTERVAL_SECONDS="3600",
+                    NEWSFEED_SOURCE_POLL_SECONDS="3600",
+                )
+            )
+        log = tmp_path / "worker-0.log"
+        eventually(lambda: workers_alive(redis_client) == 2, "both workers", log)
+        eventually(lambda: versions.read(redis_client).model == 1, "the periodic fit", log)
+        time.sleep(3)  # both ticked about three times more since
+        depths = jobs.queue_depths(redis_client)
+        assert versions.read(redis_client).model == 1
+        assert depths["finished"] == 2, depths  # one forced reindex, one poll, whichever ran them
+
+
+def test_jobs_prints_the_queue_depths_and_failed_jobs(redis_server, redis_client, monkeypatch):
+    monkeypatch.setenv("NEWSFEED_REDIS_URL", redis_server.url)
+    monkeypatch.setenv("NEWSFEED_JWT_SECRET", TEST_SECRET)
+    jobs.enqueue_poll(redis_client)
+    result = CliRunner().invoke(cli, ["jobs", "--failed"])
+    assert result.exit_code == 0, result.output
+    assert "queued 1, started 0, scheduled 0" in result.output
+    assert "workers 0" in result.output
+
+
+def test_serve_on_the_embedded_redis_runs_a_worker_and_stops_it(tmp_path):
+    with serve(tmp_path, None, args=["--demo"], workers=1) as service:
+        children = psutil.Process(service.master_pid).children()
+        [worker] = [c for c in children if "worker" in c.cmdline()]
+        base = service.wait_ready()
+        secret = (tmp_path / "var" / "jwt-secret").read_text().strip()
+        token = jwt.encode({"sub": "editor", "admin": True, "exp": time.time() + 60}, secret)
+        admin = {"Authorization": f"Bearer {token}"}
+        reply = service.call(
+            "POST", "/v1/articles", headers=admin, json_body={"articles": [article()]}
+        )
+        assert reply.status == 200, reply.body
+        ready = service.wait_ready()  # fitted by the worker: the web processes only enqueue
+        assert ready["model_version"] > base["model_version"]
+    assert service.process.returncode == 0, service.log_tail()
+    assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
