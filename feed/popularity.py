@@ -21,6 +21,9 @@ EPOCH_KEY = "nf:{popularity}:epoch"  # epoch seconds the weights are relative to
 
 # Rebase once weights reach 2^64: far below a double's 2^1023, and rare (64 half-lives).
 REBASE_EXPONENT = 64
+# At a rebase, articles whose decayed count fell below this are dropped, so the sets hold only
+# articles seen within about REBASE_EXPONENT + 20 half-lives instead of growing forever.
+FORGET_BELOW = 2.0**-20
 # Articles read per build: the most shown ones; the others get the ranker's prior CTR.
 CANDIDATES = 5000
 COUNTED = ("click", "impression")
@@ -34,11 +37,13 @@ if epoch < 0 or (now - epoch) / hl > tonumber(ARGV[3]) then
     local factor = math.pow(2, -(now - epoch) / hl)
     redis.call('ZUNIONSTORE', KEYS[1], 1, KEYS[1], 'WEIGHTS', factor)
     redis.call('ZUNIONSTORE', KEYS[2], 1, KEYS[2], 'WEIGHTS', factor)
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
   end
   epoch = now
   redis.call('SET', KEYS[3], tostring(now))
 end
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local key = KEYS[2]
   if ARGV[i] == 'click' then key = KEYS[1] end
   redis.call('ZINCRBY', key, math.pow(2, (tonumber(ARGV[i + 2]) - epoch) / hl), ARGV[i + 1])
@@ -68,6 +73,7 @@ class Popularity:
                 self._half_life,
                 now,
                 REBASE_EXPONENT,
+                FORGET_BELOW,
                 *args,
             )
 
