@@ -50,7 +50,8 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     NEWSFEED_HOST=0.0.0.0 \
-    NEWSFEED_PORT=8000
+    NEWSFEED_PORT=8000 \
+    NEWSFEED_LOCAL_DEFAULTS=false
 
 RUN groupadd --system --gid 10001 newsfeed \
     && useradd --system --uid 10001 --gid newsfeed --home-dir /app --shell /usr/sbin/nologin newsfeed \

@@ -62,6 +62,8 @@ def serve(demo: bool, worker: bool | None) -> None:
     settings = Settings.from_env()
     embedded: RedisServer | None = None
     if not settings.redis_url:
+        if not settings.local_defaults:
+            raise click.ClickException(f"set {ENV_PREFIX}REDIS_URL (no local defaults here)")
         embedded = _start_embedded(settings)
     settings = _dev_secret(Settings.from_env())
     if worker is None:
@@ -189,7 +191,7 @@ def _start_embedded(settings: Settings) -> RedisServer:
 
 def _dev_secret(settings: Settings) -> Settings:
     """Without a configured key, use a random secret kept under data_dir (development only)."""
-    if settings.jwt_secret or settings.jwt_public_key:
+    if settings.jwt_secret or settings.jwt_public_key or not settings.local_defaults:
         return settings
     path = Path(settings.data_dir) / SECRET_FILE
     if not path.exists():

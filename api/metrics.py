@@ -28,7 +28,8 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.extensions import services
-from feed import articles, experiments, model_store, versions
+from api.worker import open_queue
+from feed import articles, experiments, jobs, model_store, versions
 from feed.events import EventResult
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.queue_redis: redis.Redis | None = None  # opened by the first scrape
         self.requests = Histogram(
             "newsfeed_http_request_duration_seconds",
             "Time to answer a request, by route template, method and status",
@@ -109,6 +111,19 @@ def init_metrics(app: Flask) -> Metrics:
     return metrics
 
 
+def _queue_redis() -> redis.Redis | None:
+    """The job queue's Redis, opened on the first scrape; None where there is no queue (a
+    cluster without NEWSFEED_QUEUE_URL, in thread mode)."""
+    metrics = _metrics()
+    if metrics.queue_redis is None:
+        try:
+            metrics.queue_redis = open_queue(services().settings)
+        except RuntimeError as error:
+            log.info("metrics: no job queue gauges: %s", error)
+            return None
+    return metrics.queue_redis
+
+
 def _metrics() -> Metrics:
     found: Metrics = current_app.extensions[EXTENSION]
     return found
@@ -145,6 +160,9 @@ def scrape() -> Response:
     else:
         registry.register(_metrics().registry)
     registry.register(StateCollector(services().redis))
+    queue_redis = _queue_redis()
+    if queue_redis is not None:
+        registry.register(StateCollector(queue_redis, (job_queue,)))
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
     return Response(encode(registry), content_type=content_type)
 
@@ -205,6 +223,17 @@ def experiment_exposures(r: redis.Redis) -> Iterator[Metric]:
             for name, family in families.items():
                 family.add_metric([experiment.name, variant.name], found.get(name, 0))
     yield from families.values()
+
+
+def job_queue(queue_redis: redis.Redis) -> Iterator[Metric]:
+    """Background jobs by state over every queue (from the queue's Redis), and live workers."""
+    depths = jobs.queue_depths(queue_redis)
+    workers = depths.pop("workers")
+    family = GaugeMetricFamily("newsfeed_jobs", "Background jobs by state", labels=["state"])
+    for state, count in depths.items():
+        family.add_metric([state], count)
+    yield family
+    yield GaugeMetricFamily("newsfeed_workers", "Job workers alive", value=workers)
 
 
 STATE_READERS: tuple[StateReader, ...] = (model_state, corpus_size, experiment_exposures)

@@ -116,7 +116,10 @@ def worker_command(burst: bool) -> None:
     """
     settings = _settings()
     logging.config.dictConfig(_logging_config(settings))
-    run_worker(settings, burst=burst)
+    try:
+        run_worker(settings, burst=burst)
+    except RuntimeError as exc:  # a configuration the app refuses (a missing key, a cluster queue)
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.command("jobs")

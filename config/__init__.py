@@ -20,6 +20,10 @@ class Settings:
     redis_socket_timeout: float = 2.0
     redis_connect_timeout: float = 2.0
     data_dir: str = "var"
+    # Local conveniences: without redis_url `newsfeed serve` starts a private redis-server under
+    # data_dir, and without a JWT key the CLI signs with a development secret kept there. The
+    # image turns them off, so a container missing either stops with an error.
+    local_defaults: bool = True
 
     jwt_secret: str = ""
     # A PEM public key verifies tokens signed elsewhere; set jwt_algorithms to RS256 or ES256.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +19,8 @@ from rq import Queue, Retry, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from feed import activity, locks, model_store, sources, versions
+from feed import locks, model_store, precompute, sources, versions
 from feed.connection import is_cluster, open_redis
-from feed.exceptions import FeedError
 from feed.periodic import Periodic
 from feed.reindex import reindex
 from feed.rss import FetchOptions
@@ -57,13 +56,6 @@ PRECOMPUTE_TIMEOUT_SECONDS = 10 * 60
 POLL_TIMEOUT_SECONDS = 30 * 60  # every due source, one after another, each under its timeout
 LOCK_POLL_SECONDS = 0.2  # how often a reindex waiting for the lock looks again
 
-# Readers per precompute job: a few seconds of work, so that several workers share one
-# precompute, and a newer model stops the chunks still queued at once.
-PRECOMPUTE_CHUNK = 500
-# The page size precomputed: the API's default limit (api/schemas.py), the web page's too.
-# Other sizes are hits as well, from the precomputed list, with one more round trip.
-PRECOMPUTE_LIMIT = 20
-
 # Sets the pending flag unless a started fit already read this corpus version (ARGV[1]) or
 # a requested one has not started yet: then the request is moot (0).
 _REQUEST = """
@@ -74,8 +66,10 @@ return 0
 """
 
 
-class ReindexBusy(FeedError):
-    """Another fit kept the reindex lock past the wait; the job is retried."""
+class ReindexBusy(Exception):
+    """Another fit kept the reindex lock past the wait; the job fails and is retried.
+
+    Not a FeedError: no client causes it, and it never reaches the API."""
 
 
 @dataclass(frozen=True)
@@ -176,8 +170,7 @@ def enqueue_precompute(
     r: redis.Redis, queue_redis: redis.Redis, model_version: int, *, since: float, limit: int
 ) -> list[Job]:
     """Enqueue first-page builds for the readers active since ``since``, in chunks."""
-    users = activity.recent(r, since, limit)
-    chunks = [users[i : i + PRECOMPUTE_CHUNK] for i in range(0, len(users), PRECOMPUTE_CHUNK)]
+    chunks = precompute.chunks(r, since=since, limit=limit)
     if not chunks:
         return []
     return queue(queue_redis, PRECOMPUTE_QUEUE).enqueue_many(
@@ -229,13 +222,6 @@ class ReindexOutcome:
     precompute_jobs: int = 0
 
 
-@dataclass(frozen=True)
-class PrecomputeOutcome:
-    built: int  # first pages built
-    current: int  # readers whose first page was already current
-    superseded: int = 0  # readers left out: a newer model was published meanwhile
-
-
 def reindex_job(force: bool = False) -> dict[str, Any]:
     """Fit and publish a model, then enqueue precompute for the recently active readers."""
     rt = current()
@@ -250,13 +236,13 @@ def reindex_job(force: bool = False) -> dict[str, Any]:
             since=time.time() - rt.active_window_seconds,
             limit=rt.precompute_max_users,
         )
-        outcome = ReindexOutcome(**{**asdict(outcome), "precompute_jobs": len(chunks)})
+        outcome = replace(outcome, precompute_jobs=len(chunks))
     return asdict(outcome)
 
 
 def precompute_job(model_version: int, user_ids: Sequence[str]) -> dict[str, Any]:
     rt = current()
-    return asdict(precompute(rt.redis, rt.feed, model_version, user_ids))
+    return asdict(precompute.build(rt.redis, rt.feed, model_version, user_ids))
 
 
 def poll_job() -> dict[str, Any]:
@@ -318,22 +304,6 @@ def _wait_for_lock(r: redis.Redis, wait_seconds: float) -> str:
         time.sleep(LOCK_POLL_SECONDS)
 
 
-def precompute(
-    r: redis.Redis, feed: FeedService, model_version: int, user_ids: Sequence[str]
-) -> PrecomputeOutcome:
-    """Build each reader's first page through the feed service, as their next request would,
-    so that request is a cache hit; stop once a newer model makes these builds moot."""
-    built = fresh = 0
-    for done, user_id in enumerate(user_ids):
-        if versions.read(r).model != model_version:
-            return PrecomputeOutcome(built, fresh, superseded=len(user_ids) - done)
-        if feed.page(user_id, PRECOMPUTE_LIMIT, warm=True).cache_hit:
-            fresh += 1
-        else:
-            built += 1
-    return PrecomputeOutcome(built, fresh)
-
-
 # -- status (`newsfeed jobs`, metrics)
 
 
@@ -374,5 +344,5 @@ def failed_jobs(queue_redis: redis.Redis, limit: int = 20) -> list[FailedJob]:
             found.append(
                 FailedJob(job.id, job.description or "", job.ended_at, lines[-1] if lines else "")
             )
-    found.sort(key=lambda j: j.ended_at or datetime.min, reverse=True)
+    found.sort(key=lambda j: j.ended_at.timestamp() if j.ended_at else 0.0, reverse=True)
     return found[:limit]

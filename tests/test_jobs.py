@@ -24,7 +24,7 @@ from api import create_app
 from api.extensions import EXTENSION, Services
 from api.worker import runtime_for
 from config import Settings
-from feed import activity, articles, jobs, locks, model_store, periodic, versions
+from feed import activity, articles, jobs, locks, model_store, periodic, precompute, versions
 from feed.articles import Article
 from feed.jobs import Runtime
 from feed.periodic import Periodic
@@ -221,7 +221,7 @@ def test_precompute_records_no_exposure_and_no_activity(web, tokens, runtime, re
     assert web.post("/v1/experiments", json=experiment, headers=admin).status_code == 201
     assert web.post("/v1/experiments/fresh/start", headers=admin).status_code == 200
     activity.touch(redis_client, ["dave"], time.time() - 30)
-    outcome = jobs.precompute(
+    outcome = precompute.build(
         redis_client, runtime.feed, versions.read(redis_client).model, ["dave"]
     )
     assert outcome.built == 1
@@ -237,12 +237,12 @@ def test_precompute_stops_when_a_newer_model_is_published(web, tokens, runtime, 
     settle()
     work(runtime.queue_redis)
     wait_for_model(web)
-    outcome = jobs.precompute(redis_client, runtime.feed, model_version=0, user_ids=["x", "y"])
+    outcome = precompute.build(redis_client, runtime.feed, model_version=0, user_ids=["x", "y"])
     assert (outcome.built, outcome.superseded) == (0, 2)
 
 
 def test_precompute_is_split_in_chunks_for_many_workers(runtime, redis_client, monkeypatch):
-    monkeypatch.setattr(jobs, "PRECOMPUTE_CHUNK", 4)
+    monkeypatch.setattr(precompute, "CHUNK", 4)
     now = time.time()
     activity.touch(redis_client, [f"reader-{n}" for n in range(10)], now)
     activity.touch(redis_client, ["gone"], now - 7200)

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api import create_app
 from api.extensions import EXTENSION
-from feed import experiments
+from feed import experiments, jobs
 from feed.redis_server import RedisServer
 from tests.conftest import Tokens
 from tests.factories import article, demo_corpus, ingest
@@ -166,6 +166,17 @@ def test_model_and_corpus_gauges_are_read_from_redis(client: FlaskClient, tokens
     assert value(samples, "newsfeed_corpus_articles") == ready["articles"] == 12
     age = value(samples, "newsfeed_model_age_seconds")
     assert age is not None and 0 <= age < 60
+
+
+def test_job_queue_depth_is_read_from_the_queue(
+    client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    assert value(scrape(client), "newsfeed_jobs", state="queued") == 0
+    jobs.enqueue_reindex(redis_client, force=True)
+    samples = scrape(client)
+    assert value(samples, "newsfeed_jobs", state="queued") == 1
+    assert value(samples, "newsfeed_jobs", state="failed") == 0
+    assert value(samples, "newsfeed_workers") == 0  # none started in this test
 
 
 def test_experiment_exposures_per_variant_are_the_stored_counters(
