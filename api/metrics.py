@@ -86,10 +86,18 @@ class Metrics:
             registry=self.registry,
         )
         # Series that exist from the start, so rates and ratios work before the first event.
-        for result in ("hit", "miss"):
-            self.feed_pages.labels(result)
+        self.pages_by_cache = {result: self.feed_pages.labels(result) for result in ("hit", "miss")}
         for reason in REJECTION_REASONS:
             self.events_rejected.labels(reason)
+        # labels() validates and locks on every call; each request reuses its series instead.
+        self._request_series: dict[tuple[str, str, int], Histogram] = {}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = self.requests.labels(route, method, str(status))
+        series.observe(seconds)
 
     def count_events(self, result: EventResult) -> None:
         self.events_accepted.inc(result.accepted)
@@ -139,12 +147,10 @@ def _observe(response: Response) -> Response:
     if started is not None:
         route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
         method = request.method if request.method in METHODS else "other"
-        metrics.requests.labels(route, method, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-    cache = response.headers.get(FEED_CACHE_HEADER)
-    if cache in ("hit", "miss"):
-        metrics.feed_pages.labels(cache).inc()
+        metrics.observe_request(route, method, response.status_code, time.perf_counter() - started)
+    pages = metrics.pages_by_cache.get(response.headers.get(FEED_CACHE_HEADER, ""))
+    if pages is not None:
+        pages.inc()
     recorded: EventResult | None = g.get("events_recorded")
     if recorded is not None:
         metrics.count_events(recorded)

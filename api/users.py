@@ -105,12 +105,14 @@ class Feed(MethodView):
     def get(self, query: dict[str, Any], user_id: str) -> Response:
         """This user's ranked feed, one page; follow next_cursor for the next"""
         page = services().feed.page(user_id, query["limit"], query.get("cursor"))
-        # Already JSON: the cached page is served as stored, without a schema dump.
-        response = Response(
-            page.body,
-            mimetype="application/json",
-            headers={"X-Feed-Cache": "hit" if page.cache_hit else "miss"},
-        )
-        response.set_etag(page_etag(page.body, page.feed_id))
-        response.make_conditional(request)  # 304 with an empty body when If-None-Match matches
+        etag = page_etag(page.body, page.feed_id)
+        headers = {"X-Feed-Cache": "hit" if page.cache_hit else "miss"}
+        # Only If-None-Match applies (no ranges or dates), so it is checked here rather than by
+        # werkzeug's make_conditional, which costs a tenth of a cached page's time.
+        if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag):
+            response = Response(status=304, headers=headers)
+        else:
+            # Already JSON: the cached page is served as stored, without a schema dump.
+            response = Response(page.body, mimetype="application/json", headers=headers)
+        response.set_etag(etag)
         return response

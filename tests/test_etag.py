@@ -57,6 +57,13 @@ def test_a_follow_change_gives_200_with_a_new_etag(client, alice):
     assert changed.headers["ETag"] != etag
 
 
+@pytest.mark.parametrize("form", ["*", '"other", {etag}', "W/{etag}"])
+def test_if_none_match_lists_wildcards_and_weak_forms_match(client, alice, form):
+    etag = client.get(FEED, headers=alice).headers["ETag"]
+    header = form.format(etag=etag)
+    assert client.get(FEED, headers={**alice, "If-None-Match": header}).status_code == 304
+
+
 def test_a_stale_or_foreign_etag_gets_the_page(client, alice):
     response = client.get(FEED, headers={**alice, "If-None-Match": '"not-the-etag"'})
     assert response.status_code == 200 and response.json["items"]
