@@ -72,6 +72,7 @@ THREADS = 4
 CONNECTIONS = 32
 PAGE_LIMIT = 20
 PER_IP_LIMIT = "10000000/minute"
+UNLIMITED = "feed, no rate limits"
 RUNS_PER_APP = 2  # floor, feed, floor, feed: medians over the runs
 
 INGEST_BATCH = 1000
@@ -735,20 +736,24 @@ class Bench:
         env = self.service_env(self.server.url)
         feed = Gunicorn("feed", "wsgi:app", env, self.tmp)
         floor = Gunicorn("floor", "tests.bench_floor:app", env, self.tmp)
+        # A reference: the same service without rate limits, to show what limiting costs.
+        unlimited = Gunicorn(
+            UNLIMITED, "wsgi:app", {**env, ENV_PREFIX + "RATE_LIMIT_ENABLED": "false"}, self.tmp
+        )
         # Stopped when this phase ends, or on any error on the way.
         with ExitStack() as servers:
-            servers.callback(feed.stop)
-            servers.callback(floor.stop)
-            feed.start()
-            floor.start()
-            self._http(r, feed, floor)
+            for server in (feed, floor, unlimited):
+                servers.callback(server.stop)
+                server.start()
+            self._http(r, feed, floor, unlimited)
 
-    def _http(self, r: redis.Redis, feed: Gunicorn, floor: Gunicorn) -> None:
+    def _http(self, r: redis.Redis, feed: Gunicorn, floor: Gunicorn, unlimited: Gunicorn) -> None:
         profile = self.profile
         settings = self.settings()
         self.http_ingest(feed.port, settings, self.corpus(profile.feed_articles, "feed"))
         self.time_reindex(r, profile.feed_articles)
         self.wait_ready(feed.port)
+        self.wait_ready(unlimited.port)
 
         rng = random.Random(1)
         users = [f"reader-{n}" for n in range(profile.users)]
@@ -763,25 +768,24 @@ class Bench:
 
         feed_targets = [(f"/v1/users/{u}/feed?limit={PAGE_LIMIT}", auth[u]) for u in users]
         floor_targets = [("/floor", auth[u]) for u in users]
-        runs: dict[str, list[LoadResult]] = {"floor": [], "feed": []}
-        recycled = {"floor": 0, "feed": 0}
-        misses = 0
-        for name, server, targets in (
+        servers = (
             ("floor", floor, floor_targets),
             ("feed", feed, feed_targets),
-        ):
+            (UNLIMITED, unlimited, feed_targets),
+        )
+        runs: dict[str, list[LoadResult]] = {name: [] for name, _, _ in servers}
+        recycled = dict.fromkeys(runs, 0)
+        misses = 0
+        for name, server, targets in servers:
             log(f"warming up {name} for {profile.warmup_seconds:g}s")
             self.load(server.port, targets, profile.warmup_seconds, self.tmp)
         for run in range(RUNS_PER_APP):
-            for name, server, targets in (
-                ("floor", floor, floor_targets),
-                ("feed", feed, feed_targets),
-            ):
+            for name, server, targets in servers:
                 builds_before = self._lock_writes(r)
                 with WorkerWatch(server) as watch:
                     result = self.load(server.port, targets, profile.run_seconds, self.tmp)
                 recycled[name] += watch.recycled
-                if name == "feed":
+                if name != "floor":
                     misses += self._lock_writes(r) - builds_before
                 runs[name].append(result)
                 log(
@@ -1060,6 +1064,15 @@ class Bench:
             "",
             target=f">= {FEED_TARGET_RATIO:.2f}",
             ok=ratio >= FEED_TARGET_RATIO,
+            note="as shipped: rate limits, metrics, request ids on",
+        )
+        self.report.add(
+            section,
+            "reference: feed without rate limits",
+            rps[UNLIMITED],
+            "req/s",
+            note=f"{rps[UNLIMITED] / rps['floor']:.3f} of the floor; runs: "
+            + ", ".join(f"{r.rps:,.0f}" for r in runs[UNLIMITED]),
         )
         errors = sum(r.errors for results in runs.values() for r in results)
         self.report.add(
@@ -1082,7 +1095,7 @@ class Bench:
             "ms",
             note=f"warm-up of {len(cold_ms)} users, sequential, one client",
         )
-        for name in ("floor", "feed"):
+        for name in runs:
             self.report.add(
                 section,
                 f"{name}: workers recycled in runs",
