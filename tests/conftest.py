@@ -7,7 +7,7 @@ three-master Redis Cluster, through the same code (feed/connection.py picks the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -86,13 +86,28 @@ def settings_overrides(redis_url: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def app(settings_overrides: dict[str, object], redis_client: redis.Redis) -> Iterator[Flask]:
-    app = create_app(settings_overrides)
-    app.config["TESTING"] = True
-    yield app
-    svc: Services = app.extensions[EXTENSION]
-    svc.keeper.stop()
-    svc.redis.close()
+def make_app(
+    settings_overrides: dict[str, object], redis_client: redis.Redis
+) -> Iterator[Callable[..., Flask]]:
+    """Apps with more settings; each one's model keeper and Redis pool are closed after."""
+    made: list[Flask] = []
+
+    def make(**overrides: object) -> Flask:
+        app = create_app({**settings_overrides, **overrides})
+        app.config["TESTING"] = True
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        svc: Services = app.extensions[EXTENSION]
+        svc.keeper.stop()
+        svc.redis.close()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
 
 
 @pytest.fixture

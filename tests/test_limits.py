@@ -4,24 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from api import create_app
-from api.extensions import EXTENSION
-
-
-@pytest.fixture
-def make_app(settings_overrides, redis_client):
-    made = []
-
-    def make(**overrides):
-        app = create_app({**settings_overrides, **overrides})
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        app.extensions[EXTENSION].keeper.stop()
-        app.extensions[EXTENSION].redis.close()
-
 
 def get(client, path, headers=None, ip="10.0.0.1"):
     return client.get(path, headers=headers or {}, environ_base={"REMOTE_ADDR": ip})

@@ -8,18 +8,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from api import create_app
 from api.extensions import EXTENSION
 from feed import experiments, jobs
 from feed.redis_server import RedisServer
@@ -69,22 +66,6 @@ def requests_count(
         method="GET",
         status=status,
     )
-
-
-@pytest.fixture
-def make_app(settings_overrides: dict[str, object], redis_client: redis.Redis) -> Iterator[Any]:
-    made: list[Flask] = []
-
-    def make(**overrides: object) -> Flask:
-        app = create_app({**settings_overrides, **overrides})
-        app.config["TESTING"] = True
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        app.extensions[EXTENSION].keeper.stop()
-        app.extensions[EXTENSION].redis.close()
 
 
 def test_requests_are_timed_by_route_template_method_and_status(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,29 +13,12 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
-from api.extensions import EXTENSION
 from api.logs import RequestIdFilter, json_formatter, logging_config
 from feed.redis_server import RedisServer
 from tests.conftest import Tokens
 from tests.live import serve
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
-
-
-@pytest.fixture
-def make_app(settings_overrides: dict[str, object], redis_client: redis.Redis) -> Iterator[Any]:
-    made: list[Flask] = []
-
-    def make(**overrides: object) -> Flask:
-        app = create_app({**settings_overrides, **overrides})
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        app.extensions[EXTENSION].keeper.stop()
-        app.extensions[EXTENSION].redis.close()
 
 
 @pytest.mark.parametrize(
