@@ -27,6 +27,7 @@ from feed.articles import Rejection
 from feed.connection import open_redis
 from feed.exceptions import InvalidId
 from feed.ingest import MAX_BATCH
+from feed.migrate import upgrade
 from feed.redis_server import RedisServer
 from feed.reindex import reindex
 
@@ -73,6 +74,7 @@ def serve(demo: bool, worker: bool | None) -> None:
     # Gunicorn's master exits on SIGTERM via SystemExit, so the finally below always runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
+        _upgrade_layout(_redis(settings))
         if demo:
             os.environ[ENV_PREFIX + "DEV_MODE"] = "true"  # the web page gets tokens from /dev/token
             _load_demo(settings)
@@ -105,6 +107,18 @@ def ingest(path: str, no_reindex: bool) -> None:
     click.echo(f"created {created}, updated {updated}, rejected {len(rejected)}")
     if not no_reindex:
         _reindex(client, settings)
+
+
+@cli.command()
+def migrate() -> None:
+    """Move data stored under an older key layout to the current one (serve does this too)."""
+    _upgrade_layout(_redis(Settings.from_env()))
+
+
+def _upgrade_layout(client: redis.Redis) -> None:
+    moved = upgrade(client)
+    if moved:
+        click.echo(f"moved {moved} keys from the old key layout to the current one")
 
 
 @cli.command("reindex")
