@@ -111,11 +111,15 @@ class NewsfeedApi(Api):
 # Redis answers, but cannot serve this command for now: a demoted primary or a replica during
 # failover (READONLY, MASTERDOWN). Unreachable, timed out or still loading its data after a
 # restart (LOADING: BusyLoadingError is a ConnectionError) is handled the same way: 503.
-REDIS_UNAVAILABLE: tuple[type[redis.RedisError], ...] = (
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
     redis.ConnectionError,
     redis.TimeoutError,
     redis.exceptions.ReadOnlyError,
-    redis.exceptions.MasterDownError,
+    # A cluster with a slot no node serves (CLUSTERDOWN, MASTERDOWN, or the client finding no
+    # owner for a slot), or one moving slots for longer than the client retries (TRYAGAIN).
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
 )
 
 
@@ -132,7 +136,7 @@ def _domain_error(error: FeedError) -> ResponseReturnValue:
     return error_response(status, error.code, error.message, error.details or None, headers)
 
 
-def _redis_down(error: redis.RedisError) -> ResponseReturnValue:
+def _redis_down(error: Exception) -> ResponseReturnValue:
     log.warning("redis unavailable: %s", error)
     return error_response(
         503,

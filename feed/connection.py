@@ -8,7 +8,9 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.client import Pipeline
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
+from redis.connection import Connection, ConnectionPool
+from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
 from redis.retry import Retry
 
 # A URL with this scheme names a Redis Cluster (any node; the client discovers the rest).
@@ -58,3 +60,56 @@ def slot_eval(pipe: Pipeline, script: str, keys: Sequence[str], args: Sequence[A
     """EVAL a script whose keys share one slot, on a pipeline (the cluster pipeline refuses its
     ``eval`` method as it does ``mget``)."""
     return pipe.execute_command("EVAL", script, len(keys), *keys, *args)
+
+
+# Replies that mean the client's slot map is out of date (resharding, failover), and a broken
+# pooled connection: the cluster client's own path handles both (redirects, refresh, retry).
+_USE_CLIENT_PATH = (
+    MovedError,
+    AskError,
+    TryAgainError,
+    ClusterDownError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
+
+
+def mget_across_slots(r: redis.Redis, keys: Sequence[str]) -> list[Any]:
+    """MGET of keys in several slots, in one round trip: a plain MGET on a single Redis.
+
+    On a cluster, one MGET per slot, all sent to their nodes before any reply is read. This is
+    what ``mget_nonatomic`` does too, but through a cluster pipeline that costs as much CPU as
+    the rest of a cached feed request (139 vs 82 µs measured with the versions and a page on
+    one node). When a node answers with a redirection or a connection fails, the read goes
+    the cluster client's way, which follows redirections, refreshes its map and retries.
+    """
+    if not isinstance(r, RedisCluster):
+        return list(r.mget(keys))
+    plan: dict[str, tuple[ClusterNode, dict[int, list[int]]]] = {}
+    for index, key in enumerate(keys):
+        slot = r.keyslot(key)
+        node = r.nodes_manager.get_node_from_slot(slot)
+        plan.setdefault(node.name, (node, {}))[1].setdefault(slot, []).append(index)
+    found: list[Any] = [None] * len(keys)
+    held: list[tuple[ConnectionPool, Connection]] = []
+    clean = False
+    try:
+        for node, slots in plan.values():
+            pool = r.get_redis_connection(node).connection_pool
+            connection = pool.get_connection()
+            held.append((pool, connection))
+            commands = [("MGET", *(keys[i] for i in indexes)) for indexes in slots.values()]
+            connection.send_packed_command(connection.pack_commands(commands))
+        for (_, connection), (_, slots) in zip(held, plan.values(), strict=True):
+            for indexes in slots.values():
+                for index, value in zip(indexes, connection.read_response(), strict=True):
+                    found[index] = value
+        clean = True
+    except _USE_CLIENT_PATH:
+        pass
+    finally:
+        for pool, connection in held:
+            if not clean:  # replies may be left unread on it
+                connection.disconnect()
+            pool.release(connection)
+    return found if clean else list(r.mget_nonatomic(keys))

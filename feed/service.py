@@ -281,10 +281,13 @@ class FeedService:
         Articles deleted or hidden since the list was built are skipped.
         """
         ids = [e.id for e in entries]
-        pipe = self._redis.pipeline(transaction=False)
-        articles.queue_raw_cards(pipe, ids)
-        history.queue_hidden_among(pipe, user_id, ids)
-        cards, hidden = pipe.execute() if ids else ([], [])
+        cards: list[bytes | None] = []
+        hidden: list[float | None] = []
+        if ids:  # an empty feed (nothing stored any more) reads nothing: MGET needs a key
+            pipe = self._redis.pipeline(transaction=False)
+            articles.queue_raw_cards(pipe, ids)
+            history.queue_hidden_among(pipe, user_id, ids)
+            cards, hidden = pipe.execute()
         items: list[bytes] = []
         consumed = 0
         for entry, card, hid in zip(entries, cards, hidden, strict=True):

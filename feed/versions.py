@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import redis
 from redis.client import Pipeline
 
+from feed.connection import mget_across_slots
+
 # Any article or category write bumps the corpus version, so cached feeds built before it miss.
 CORPUS_VERSION_KEY = "nf:{corpus}:version"
 # The model version every worker should rank with; set only after its artifact is fully stored.
@@ -39,10 +41,9 @@ def read(r: redis.Redis) -> Versions:
 
 
 def read_with(r: redis.Redis, *keys: str) -> tuple[Versions, list[bytes | None]]:
-    """The versions and more keys in one command: this is every cache hit's only read.
+    """The versions and more keys in one round trip: this is every cache hit's only read.
 
-    The keys live in different cluster slots, so a cluster client splits the read per slot.
+    On a cluster it is one MGET per slot (the versions' and the reader's), sent together.
     """
-    mget = getattr(r, "mget_nonatomic", r.mget)
-    corpus, model, *values = mget(CORPUS_VERSION_KEY, MODEL_CURRENT_KEY, *keys)
+    corpus, model, *values = mget_across_slots(r, [CORPUS_VERSION_KEY, MODEL_CURRENT_KEY, *keys])
     return parse([corpus, model]), values

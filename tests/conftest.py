@@ -24,6 +24,7 @@ from tests.redis_cluster import LocalCluster
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256"
 CLUSTER_MODULES = {
     "test_articles",
+    "test_connection",
     "test_etag",
     "test_events",
     "test_experiments",

@@ -38,12 +38,12 @@ def _free_cluster_port(host: str = "127.0.0.1") -> int:
 class LocalCluster:
     """Masters without replicas: enough to exercise slot routing, cross-slot rules and MOVED."""
 
-    def __init__(self, data_dir: Path, masters: int = 3) -> None:
+    def __init__(self, data_dir: Path, masters: int = 3, *, appendonly: bool = False) -> None:
         self.nodes = [
             RedisServer(
                 data_dir / f"node{i}",
                 port=_free_cluster_port(),
-                appendonly=False,
+                appendonly=appendonly,
                 extra_args=(
                     "--cluster-enabled",
                     "yes",

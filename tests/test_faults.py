@@ -24,10 +24,16 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from api import create_app
+from api.extensions import EXTENSION
+from api.tokens import issue_token
 from feed.demo import DEMO_CATEGORIES, generate_articles
 from feed.model_store import REINDEX_LOCK_KEY
 from feed.redis_server import RedisServer
+from tests.conftest import TEST_SECRET
+from tests.factories import demo_corpus
 from tests.live import LiveService, Reply, bearer, free_port, serve
+from tests.redis_cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 
@@ -446,3 +452,53 @@ def _log_since(path: Path, offset: int) -> str:
     with open(path, "rb") as handle:
         handle.seek(offset)
         return handle.read().decode("utf-8", "replace")
+
+
+def test_a_cluster_master_down_answers_503_and_recovers_when_it_returns(tmp_path):
+    """Every request either works or answers 503 at once while a master is down; none 500s."""
+    with LocalCluster(tmp_path / "cluster", appendonly=True) as cluster:
+        app = create_app(
+            {
+                "redis_url": cluster.url,
+                "jwt_secret": TEST_SECRET,
+                "reindex_mode": "thread",
+                "model_poll_seconds": 0.02,
+                "redis_socket_timeout": REDIS_TIMEOUT,
+                "redis_connect_timeout": REDIS_TIMEOUT,
+            }
+        )
+        client = app.test_client()
+        settings = app.extensions[EXTENSION].settings
+        admin = {"Authorization": f"Bearer {issue_token(settings, 'editor', admin=True)}"}
+        readers = {u: {"Authorization": f"Bearer {issue_token(settings, u)}"} for u in "abcdef"}
+        try:
+            demo_corpus(client, admin, 60)
+            for user, headers in readers.items():
+                client.put(f"/v1/users/{user}/categories/syria", headers=headers)
+            cluster.nodes[1].stop()
+            statuses = set()
+            for user, headers in readers.items():
+                started = time.monotonic()
+                for response in (
+                    client.get(f"/v1/users/{user}/feed?limit=5", headers=headers),
+                    client.put(f"/v1/users/{user}/categories/tech", headers=headers),
+                ):
+                    statuses.add(response.status_code)
+                    if response.status_code == 503:
+                        assert response.json["error"]["code"] == "unavailable"
+                assert time.monotonic() - started < ANSWER_BOUND
+            assert 503 in statuses and statuses <= {200, 503}
+            cluster.nodes[1].start()
+            deadline = time.monotonic() + RECOVERY_BOUND
+            while True:
+                answers = [
+                    client.get(f"/v1/users/{user}/feed?limit=5", headers=headers)
+                    for user, headers in readers.items()
+                ]
+                if all(a.status_code == 200 and a.json["items"] for a in answers):
+                    break
+                assert all(a.status_code in (200, 503) for a in answers)
+                assert time.monotonic() < deadline, [a.status_code for a in answers]
+                time.sleep(0.1)
+        finally:
+            app.extensions[EXTENSION].keeper.stop()

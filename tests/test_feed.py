@@ -137,3 +137,14 @@ def test_pages_of_different_sizes_agree(client, tokens):
     assert [i["id"] for i in twelve[:5]] == [i["id"] for i in five]
     assert len(twelve) == 12
     assert again.headers["X-Feed-Cache"] == "hit" and again.json["items"] == five
+
+
+def test_a_feed_whose_articles_were_all_deleted_is_empty_not_an_error(client, tokens):
+    admin, alice = tokens.admin(), tokens.user("alice")
+    articles = demo_corpus(client, admin, 30)
+    follow(client, alice, "alice", "syria")
+    for article in articles:
+        assert client.delete(f"/v1/articles/{article['id']}", headers=admin).status_code == 204
+    response = client.get("/v1/users/alice/feed?limit=10", headers=alice)
+    assert response.status_code == 200
+    assert response.json["items"] == [] and response.json["next_cursor"] is None
