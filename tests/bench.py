@@ -131,6 +131,18 @@ class Report:
     details: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def add_load(self, section: str, label: str, results: Sequence[LoadResult]) -> None:
+        """Throughput, p50 and p99 of one server's runs (medians), with each run's throughput."""
+        self.add(
+            section,
+            f"{label} throughput",
+            median([r.rps for r in results]),
+            "req/s",
+            note="runs: " + ", ".join(f"{r.rps:,.0f}" for r in results),
+        )
+        self.add(section, f"{label} p50", median([r.p50_ms for r in results]), "ms")
+        self.add(section, f"{label} p99", median([r.p99_ms for r in results]), "ms")
+
     def add(
         self,
         section: str,
@@ -1046,16 +1058,7 @@ class Bench:
         section = "1. cached feed vs floor (HTTP)"
         rps = {name: median([r.rps for r in results]) for name, results in runs.items()}
         for name in ("floor", "feed"):
-            results = runs[name]
-            self.report.add(
-                section,
-                f"{name} throughput",
-                rps[name],
-                "req/s",
-                note="runs: " + ", ".join(f"{r.rps:,.0f}" for r in results),
-            )
-            self.report.add(section, f"{name} p50", median([r.p50_ms for r in results]), "ms")
-            self.report.add(section, f"{name} p99", median([r.p99_ms for r in results]), "ms")
+            self.report.add_load(section, name, runs[name])
         ratio = rps["feed"] / rps["floor"]
         self.report.add(
             section,

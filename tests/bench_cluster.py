@@ -84,15 +84,7 @@ def cluster_vs_single(bench: Bench) -> None:
 
     rps = {name: median([r.rps for r in results]) for name, results in runs.items()}
     for name, results in runs.items():
-        bench.report.add(
-            SECTION,
-            f"{name}: feed throughput",
-            rps[name],
-            "req/s",
-            note="runs: " + ", ".join(f"{r.rps:,.0f}" for r in results),
-        )
-        bench.report.add(SECTION, f"{name}: feed p50", median([r.p50_ms for r in results]), "ms")
-        bench.report.add(SECTION, f"{name}: feed p99", median([r.p99_ms for r in results]), "ms")
+        bench.report.add_load(SECTION, f"{name}: feed", results)
     ratio = rps["cluster"] / rps["single"]
     bench.report.add(
         SECTION,
