@@ -8,10 +8,11 @@ import logging.config
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, replace
 from functools import partial
+from pathlib import Path
 
 import click
 import redis
@@ -137,10 +138,22 @@ def jobs_command(show_failed: bool) -> None:
 
 
 @contextmanager
-def worker_process() -> Iterator[subprocess.Popen[bytes]]:
-    """`newsfeed worker` as a child of this process (it inherits the environment, embedded
-    Redis URL and development secret included), stopped on exit."""
-    process = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"])
+def worker_process(
+    env: Mapping[str, str] | None = None, log_path: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`newsfeed worker` as a child of this process, stopped on exit.
+
+    It inherits this process's environment (the embedded Redis URL and development secret
+    included) unless given ``env``; its output goes to ``log_path`` when given.
+    """
+    with open(log_path, "ab") if log_path else nullcontext() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "worker"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT if log else None,
+        )
     try:
         yield process
     finally:

@@ -58,6 +58,7 @@ from typing import Any, NamedTuple
 import redis
 
 from api.tokens import issue_token
+from api.worker import worker_process
 from config import ENV_PREFIX, Settings
 from feed.demo import DEMO_CATEGORIES, generate_articles
 from feed.events import STREAM_KEY, STREAM_MAX_LEN
@@ -1262,13 +1263,17 @@ def run(options: Options) -> int:
             }
         )
         gunicorn = Gunicorn("soak", "wsgi:app", env, tmp)
+        worker_log = tmp / "worker.log"
         stack.callback(
             _keep_logs,
             options.output,
-            {"gunicorn": gunicorn.log_path, "redis": redis_server.log_path},
+            {"gunicorn": gunicorn.log_path, "redis": redis_server.log_path, "worker": worker_log},
         )
         stack.callback(gunicorn.stop)
         gunicorn.start()
+        # As deployed: the web processes enqueue fits, a `newsfeed worker` runs them, through
+        # the Redis restart too.
+        stack.enter_context(worker_process(env, worker_log))
         soak = Soak(options, redis_server, gunicorn, secret)
         soak.run()
         checks = soak.final_checks()

@@ -4,7 +4,6 @@ starting and stopping a worker on its embedded Redis."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,13 +19,14 @@ from flask import Flask
 from rq import Worker
 
 from api import create_app
+from api import worker as api_worker
 from api.cli import cli
 from api.extensions import EXTENSION, Services
 from feed import articles, jobs, versions
 from feed.articles import Article
 from tests.conftest import TEST_SECRET
 from tests.factories import article, wait_for_model
-from tests.live import NEWSFEED, bearer, serve
+from tests.live import bearer, serve
 
 pytestmark = pytest.mark.slow
 
@@ -46,24 +46,8 @@ def worker_process(redis_url: str, log_path: Path, **env: str) -> Iterator[subpr
         NEWSFEED_SOURCE_POLL_SECONDS="0",
     )
     environ.update(env)
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [NEWSFEED, "worker"],
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with api_worker.worker_process(environ, log_path) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def eventually(check: Callable[[], object], what: str, log: Path, timeout: float = 30.0) -> None:
