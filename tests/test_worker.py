@@ -24,9 +24,11 @@ from api.cli import cli
 from api.extensions import EXTENSION, Services
 from feed import articles, jobs, versions
 from feed.articles import Article
+from feed.connection import open_redis
+from feed.redis_server import RedisServer
 from tests.conftest import TEST_SECRET
 from tests.factories import article, wait_for_model
-from tests.live import bearer, serve
+from tests.live import bearer, free_port, serve
 
 pytestmark = pytest.mark.slow
 
@@ -163,3 +165,26 @@ def test_serve_on_the_embedded_redis_runs_a_worker_and_stops_it(tmp_path):
         assert ready["model_version"] > base["model_version"]
     assert service.process.returncode == 0, service.log_tail()
     assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_worker_takes_jobs_again_after_its_redis_is_killed_and_restarted(tmp_path):
+    log = tmp_path / "worker.log"
+    # A fixed port, so the restarted server is where the worker looks for it.
+    server = RedisServer(
+        tmp_path / "redis", port=free_port(), appendonly=True, appendfsync="always"
+    ).start()
+    try:
+        client = open_redis(server.url, socket_timeout=5, connect_timeout=5)
+        articles.upsert(client, [(0, Article.from_card(article(), ""))])
+        with worker_process(server.url, log, NEWSFEED_REINDEX_INTERVAL_SECONDS="0") as process:
+            jobs.enqueue_reindex(client, force=True)
+            eventually(lambda: versions.read(client).model == 1, "the first fit", log)
+            server.kill()  # a crash: the worker's connections break mid-wait
+            time.sleep(1)
+            server.start()
+            jobs.enqueue_reindex(client, force=True)
+            eventually(lambda: versions.read(client).model == 2, "a fit after the restart", log)
+            assert process.poll() is None
+        client.close()
+    finally:
+        server.stop()
