@@ -8,11 +8,14 @@ import logging.config
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import click
 import redis
@@ -27,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # A worker told to stop finishes its job first; `newsfeed serve` gives it this long.
 WORKER_STOP_SECONDS = 20
+# A work loop that ended on a lost Redis is started again after this pause.
+RESTART_SECONDS = 2.0
 
 
 def queue_url(settings: Settings) -> str:
@@ -90,21 +95,52 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
                 poll_seconds=settings.source_poll_seconds,
             ),
         )
-        # SimpleWorker runs each job in this process: the model stays loaded between
-        # precompute chunks, and the keeper and tick threads never meet a fork.
-        worker = SimpleWorker(
-            jobs.queues(connection), connection=connection, serializer=JSONSerializer
-        )
+        stopping = threading.Event()
         if not burst:
             ticker.start()
         try:
-            # with_scheduler: RQ's scheduler (one per queue, under its own lock) enqueues
-            # the retries that are due.
-            worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
+            while True:
+                # SimpleWorker runs each job in this process: the model stays loaded between
+                # precompute chunks, and the keeper and tick threads never meet a fork.
+                worker = _Worker(
+                    jobs.queues(connection),
+                    connection=connection,
+                    serializer=JSONSerializer,
+                    stopping=stopping,
+                )
+                try:
+                    # with_scheduler: RQ's scheduler (one per queue, under its own lock)
+                    # enqueues the retries that are due.
+                    worker.work(
+                        burst=burst, with_scheduler=True, logging_level=settings.log_level.upper()
+                    )
+                except redis.RedisError as exc:  # RQ's teardown meets the same outage
+                    log.warning("work loop ended on a Redis error: %s", exc)
+                if burst or stopping.is_set():
+                    break
+                # RQ quits its loop on a Redis error outside its dequeue retries, expecting a
+                # supervisor to restart the process; the worker restarts the loop itself.
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(signum, lambda *_: stopping.set())
+                log.warning("work loop ended without a stop request; restarting it")
+                if stopping.wait(RESTART_SECONDS):
+                    break
         finally:
             ticker.stop()
             jobs.install(None)
             connection.close()
+
+
+class _Worker(SimpleWorker):
+    """Remembers a stop request (SIGTERM, SIGINT) across restarts of the work loop."""
+
+    def __init__(self, *args: Any, stopping: threading.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stopping = stopping
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping.set()
+        super().request_stop(signum, frame)
 
 
 @click.command("worker")
