@@ -260,6 +260,24 @@ def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tup
         conn.close()
 
 
+def http_post(
+    conn: http.client.HTTPConnection, path: str, body: bytes, token: str, expect: Sequence[int]
+) -> bytes:
+    """POST a JSON body on an open connection; the response body, unless the status is not
+    one of ``expect``."""
+    conn.request(
+        "POST",
+        path,
+        body=body,
+        headers={"Authorization": token, "Content-Type": "application/json"},
+    )
+    response = conn.getresponse()
+    payload = response.read()
+    if response.status not in expect:
+        raise RuntimeError(f"POST {path}: {response.status} {payload[:300]!r}")
+    return payload
+
+
 def to_article(wire: dict[str, Any]) -> Article:
     return Article.from_card(wire, wire.get("body", ""))
 
@@ -827,22 +845,12 @@ class Bench:
                 {"name": "fresh", "ranker": "latest", "params": {}, "weight": 1},
             ],
         }
-        for method, path, body in (
-            ("POST", "/v1/experiments", json.dumps(definition).encode()),
-            ("POST", "/v1/experiments/bench/start", b""),
-        ):
-            conn = http.client.HTTPConnection(HOST, feed.port, timeout=30)
-            conn.request(
-                method,
-                path,
-                body=body,
-                headers={"Authorization": admin, "Content-Type": "application/json"},
-            )
-            response = conn.getresponse()
-            payload = response.read()
+        conn = http.client.HTTPConnection(HOST, feed.port, timeout=30)
+        try:
+            http_post(conn, "/v1/experiments", json.dumps(definition).encode(), admin, (201,))
+            http_post(conn, "/v1/experiments/bench/start", b"", admin, (200,))
+        finally:
             conn.close()
-            if response.status not in (200, 201):
-                raise RuntimeError(f"{path}: {response.status} {payload[:300]!r}")
         self.warm(feed.port, users, auth)  # each variant's lists, as readers would
         result = self.load(feed.port, targets, self.profile.run_seconds, self.tmp)
         base_rps = median([b.rps for b in baseline])
@@ -901,17 +909,8 @@ class Bench:
                     body, token = bodies[n % len(bodies)]
                     n += EVENT_CLIENTS
                     t0 = time.perf_counter()
-                    conn.request(
-                        "POST",
-                        "/v1/events",
-                        body=body,
-                        headers={"Authorization": token, "Content-Type": "application/json"},
-                    )
-                    response = conn.getresponse()
-                    payload = response.read()
+                    payload = http_post(conn, "/v1/events", body, token, (202,))
                     latencies[slot].append((time.perf_counter() - t0) * 1000)
-                    if response.status != 202:
-                        raise RuntimeError(f"POST /v1/events: {response.status} {payload[:300]!r}")
                     accepted[slot] += json.loads(payload)["accepted"]
             finally:
                 conn.close()
@@ -957,17 +956,8 @@ class Bench:
         try:
             for body in bodies:
                 t0 = time.perf_counter()
-                conn.request(
-                    "POST",
-                    "/v1/articles",
-                    body=body,
-                    headers={"Authorization": admin, "Content-Type": "application/json"},
-                )
-                response = conn.getresponse()
-                payload = response.read()
+                payload = http_post(conn, "/v1/articles", body, admin, (200,))
                 elapsed = time.perf_counter() - t0
-                if response.status != 200:
-                    raise RuntimeError(f"POST /v1/articles: {response.status} {payload[:500]!r}")
                 created = len(json.loads(payload)["created"])
                 if created != INGEST_BATCH:
                     raise RuntimeError(f"POST /v1/articles created {created} of {INGEST_BATCH}")
