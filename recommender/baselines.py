@@ -45,7 +45,7 @@ class LatestRanker:
         if model.size == 0 or request.size <= 0:
             return []
         decay = decay_of(model, request.now, self.half_life_hours)
-        allowed = allowed_rows(model, request.exclude)
+        allowed = allowed_rows(model, request)
         followed = _followed_rows(model, request)
         if followed is None:
             return latest_of(model, decay, allowed, request.size)
@@ -88,7 +88,7 @@ class PopularRanker:
         prior = self.prior_strength
         ctr = (clicks + prior * self.prior_ctr) / (shown + prior)
         score = ctr + 1e-6 * decay_of(model, request.now, self.half_life_hours)
-        allowed = allowed_rows(model, request.exclude)
+        allowed = allowed_rows(model, request)
         followed = _followed_rows(model, request)
         mask = np.ones(model.size, dtype=np.bool_) if followed is None else followed
         if allowed is not None:

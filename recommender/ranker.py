@@ -30,6 +30,9 @@ class RankRequest:
     history: tuple[tuple[str, float], ...] = ()
     # Time-decayed (clicks, impressions) per article, for rankers that use popularity.
     popularity: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # Only these articles may be ranked (offline evaluation scores an impression's candidates);
+    # None: the whole model. Exclusions still apply.
+    candidates: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class TfidfRanker:
         if model.size == 0 or request.size <= 0:
             return []
         decay = decay_of(model, request.now, self.half_life_hours)
-        allowed = allowed_rows(model, request.exclude)
+        allowed = allowed_rows(model, request)
         cols = model.category_index(request.followed)
         read, read_share = self._reading(model, request)
         read_categories = [
@@ -186,12 +189,17 @@ def primary_category(model: CorpusModel, row: int) -> str:
     return model.slugs[int(model.members[row].argmax())]
 
 
-def allowed_rows(model: CorpusModel, exclude: frozenset[str]) -> NDArray[np.bool_] | None:
-    rows = [model.row_of[i] for i in exclude if i in model.row_of]
-    if not rows:
+def allowed_rows(model: CorpusModel, request: RankRequest) -> NDArray[np.bool_] | None:
+    """The rows a request may rank (None: every row): its candidates, less its exclusions."""
+    excluded = [model.row_of[i] for i in request.exclude if i in model.row_of]
+    if request.candidates is None and not excluded:
         return None
-    allowed = np.ones(model.size, dtype=np.bool_)
-    allowed[rows] = False
+    if request.candidates is None:
+        allowed = np.ones(model.size, dtype=np.bool_)
+    else:
+        allowed = np.zeros(model.size, dtype=np.bool_)
+        allowed[[model.row_of[i] for i in request.candidates if i in model.row_of]] = True
+    allowed[excluded] = False
     return allowed
 
 
