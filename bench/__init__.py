@@ -1,0 +1,1 @@
+"""Measurement programs: quality reports on real text and benchmarks (not shipped as product)."""
