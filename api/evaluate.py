@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 
-from recommender.evaluation import DEFAULT_RANKERS, RANKERS, Metrics, evaluate
+from recommender.evaluation import DEFAULT_RANKERS, RANDOM, RANKERS, Metrics, evaluate, make_rankers
 from recommender.mind import ParseErrors, read_behaviors, read_news
 
-BASELINE = "random"
+BASELINE = RANDOM
 COLUMNS = (("AUC", "auc"), ("MRR", "mrr"), ("nDCG@5", "ndcg5"), ("nDCG@10", "ndcg10"))
 
 
@@ -46,8 +46,10 @@ def evaluate_command(
 ) -> None:
     """Offline ranker metrics on a MIND click log.
 
-    Replays the impressions of BEHAVIORS in time order and prints, per ranker, AUC, MRR,
-    nDCG@5 and nDCG@10 computed per impression and averaged, as the MIND paper defines them.
+    Replays the impressions of BEHAVIORS in time order through the rankers the service serves
+    (mmr: tfidf with mmr_lambda 0.7; random: a seeded baseline) and prints, per ranker, AUC,
+    MRR, nDCG@5 and nDCG@10 computed per impression and averaged, as the MIND paper defines
+    them; tied candidates count as in a random order.
     """
     news_errors, behavior_errors = ParseErrors(), ParseErrors()
     news = read_news(news_path, news_errors)
@@ -62,7 +64,7 @@ def evaluate_command(
     names = list(dict.fromkeys(rankers))
     if BASELINE not in names:
         names.append(BASELINE)  # the lifts need it
-    results = evaluate(news, impressions, names, progress=_progress_bar, seed=seed)
+    results = evaluate(news, impressions, make_rankers(names, seed=seed), progress=_progress_bar)
     some = results[BASELINE]
     if not some.impressions:
         raise click.ClickException("no impression has both a clicked and a skipped candidate")

@@ -11,6 +11,7 @@ __all__ = [
     "Impression",
     "News",
     "ParseErrors",
+    "format_time",
     "iter_behaviors",
     "parse_time",
     "read_behaviors",
@@ -58,6 +59,17 @@ class ParseErrors:
 def parse_time(text: str) -> float:
     """MIND's "11/15/2019 8:55:22 AM", read as UTC, to epoch seconds (ValueError if malformed)."""
     return datetime.strptime(text.strip(), TIME_FORMAT).replace(tzinfo=UTC).timestamp()
+
+
+def format_time(epoch: float) -> str:
+    """Epoch seconds as MIND writes them, "11/15/2019 8:55:22 AM" (UTC): parse_time's inverse."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    hour = moment.hour % 12 or 12
+    suffix = "AM" if moment.hour < 12 else "PM"
+    return (
+        f"{moment.month}/{moment.day}/{moment.year} "
+        f"{hour}:{moment.minute:02d}:{moment.second:02d} {suffix}"
+    )
 
 
 def _lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from feed.demo import generate_articles
+from recommender.mind import format_time
 
 # Demo category -> MIND (category, subcategory), using names the real dataset uses.
 MIND_CATEGORIES: dict[str, tuple[str, str]] = {
@@ -47,17 +48,6 @@ class _Item:
     slugs: tuple[str, ...]
     published: float
     appeal: float  # how clickable the item is for everyone: what popularity can learn
-
-
-def mind_time(epoch: float) -> str:
-    """Epoch seconds as MIND writes times: "11/15/2019 8:55:22 AM"."""
-    moment = datetime.fromtimestamp(epoch, UTC)
-    hour = moment.hour % 12 or 12
-    suffix = "AM" if moment.hour < 12 else "PM"
-    return (
-        f"{moment.month}/{moment.day}/{moment.year} "
-        f"{hour}:{moment.minute:02d}:{moment.second:02d} {suffix}"
-    )
 
 
 def write_mind_sample(
@@ -177,7 +167,7 @@ def _write_behaviors(
                 [
                     str(number),
                     f"U{1001 + user}",
-                    mind_time(now),
+                    format_time(now),
                     " ".join(item.id for item in histories[user]),
                     " ".join(f"{item.id}-{int(i in clicked)}" for i, item in enumerate(shown)),
                 ]
@@ -185,8 +175,8 @@ def _write_behaviors(
         )
     malformed = [
         f"{impressions + 1}\tU1001\t2019-11-10 08:00\t\tN10001-1 N10002-0",  # unreadable time
-        f"{impressions + 2}\tU1001\t{mind_time(start)}\t\tN10001-1 N10002-2",  # bad label
-        f"{impressions + 3}\tU1001\t{mind_time(start)}",  # three fields
+        f"{impressions + 2}\tU1001\t{format_time(start)}\t\tN10001-1 N10002-2",  # bad label
+        f"{impressions + 3}\tU1001\t{format_time(start)}",  # three fields
     ]
     assert len(malformed) == MALFORMED_BEHAVIOR_LINES
     for offset, line in enumerate(malformed, start=1):

@@ -1,8 +1,10 @@
-"""Offline MIND evaluation: metrics, the MIND readers, the rankers and `newsfeed evaluate`."""
+"""Offline MIND evaluation: tie-aware metrics, the MIND readers, the replay and the command."""
 
 from __future__ import annotations
 
+import itertools
 import math
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,25 +14,32 @@ from click.testing import CliRunner
 from sklearn.metrics import roc_auc_score
 
 from api.evaluate import evaluate_command
+from recommender.baselines import PopularRanker
+from recommender.diversity import MMRRanker
 from recommender.evaluation import (
     DEFAULT_RANKERS,
+    HISTORY_SPACING_SECONDS,
     RANKERS,
     Metrics,
-    auc_score,
+    candidate_scores,
     evaluate,
-    impression_metrics,
-    mrr_score,
-    ndcg_score,
+    make_rankers,
+    model_of,
     score_log,
 )
+from recommender.metrics import auc_score, impression_metrics, mrr_score, ndcg_score
 from recommender.mind import (
     Impression,
     News,
     ParseErrors,
+    format_time,
     parse_time,
     read_behaviors,
     read_news,
 )
+from recommender.model import CorpusModel
+from recommender.ranker import Ranked, RankRequest
+from recommender.registry import make_ranker
 from tests.mind_sample import MALFORMED_BEHAVIOR_LINES, MALFORMED_NEWS_LINES, write_mind_sample
 
 # ---------------------------------------------------------------------------------------------
@@ -72,12 +81,68 @@ def test_perfect_and_reversed_rankings() -> None:
     assert ndcg10 == pytest.approx((1 / math.log2(11)) / (1 + 1 / math.log2(3) + 1 / 2))
 
 
-def test_ties_count_half_for_auc_and_keep_candidate_order_for_ranks() -> None:
-    # Equal scores: the AUC pair counts 1/2; for ranks the earlier candidate comes first.
+def test_ties_are_in_no_order() -> None:
+    # A tied (clicked, skipped) pair counts 1/2 for AUC. For MRR and nDCG a tie group is in a
+    # uniformly random order: [0, 1] tied puts the click at rank 1 or 2, each with chance 1/2.
     assert auc_score([0, 1], [0.3, 0.3]) == 0.5
-    assert mrr_score([0, 1], [0.3, 0.3]) == 0.5
-    assert mrr_score([1, 0], [0.3, 0.3]) == 1.0
-    assert ndcg_score([0, 1, 0], [1.0, 1.0, 1.0], 10) == pytest.approx(1 / math.log2(3))
+    assert mrr_score([0, 1], [0.3, 0.3]) == mrr_score([1, 0], [0.3, 0.3]) == 0.75
+    # One click among three tied: each rank holds it with chance 1/3.
+    expected_dcg = (1 + 1 / math.log2(3) + 1 / 2) / 3
+    assert ndcg_score([0, 1, 0], [1.0, 1.0, 1.0], 10) == pytest.approx(expected_dcg)
+    # A tie group below a clear winner: ranks 2-3 hold one click of two, (1/2)(1/2 + 1/3).
+    assert mrr_score([0, 1, 0], [0.9, 0.2, 0.2]) == pytest.approx(5 / 12)
+    # Ties among equal labels change nothing.
+    assert impression_metrics(np.array([1, 1, 0]), np.array([0.5, 0.5, 0.1])) == pytest.approx(
+        (1.0, 0.75, 1.0, 1.0)
+    )
+
+
+def _metrics_over_orders(labels: list[int], scores: list[float]) -> np.ndarray:
+    """The tie-free metrics averaged over every way of breaking the ties: each permutation of
+    the candidates breaks them by position, and so gives each order of every tie group equally
+    often."""
+    n = len(labels)
+    y = np.array(labels)
+    clicked, skipped = y == 1, y == 0
+    total = np.zeros(4)
+    orders = list(itertools.permutations(range(n)))
+    for order in orders:
+        # Rank by score, then by position in this permutation: no two candidates tie.
+        broken = np.empty(n)
+        broken[np.lexsort((-np.array(order), scores))] = np.arange(n)
+        total += [
+            np.mean(broken[clicked][:, None] > broken[skipped][None, :]),
+            _reference_mrr(y, broken),
+            _reference_dcg(y, broken, 5) / _reference_dcg(y, y, 5),
+            _reference_dcg(y, broken, 10) / _reference_dcg(y, y, 10),
+        ]
+    return total / len(orders)
+
+
+@pytest.mark.parametrize(
+    ("labels", "scores"),
+    [
+        ([1, 0, 0, 0, 0, 1, 0], [0.0] * 7),  # one tie group: a ranker that knows nothing
+        ([0, 1, 0, 1, 0, 0, 0], [3, 3, 2, 2, 2, 1, 1]),
+        ([0, 0, 1, 0, 1, 1], [1, 1, 1, 1, 0, 0]),
+    ],
+)
+def test_ties_score_the_mean_over_every_order_of_them(labels: list[int], scores: list) -> None:
+    got = impression_metrics(np.array(labels), np.array(scores, dtype=float))
+    assert got == pytest.approx(_metrics_over_orders(labels, [float(s) for s in scores]))
+
+
+def test_one_tie_group_scores_exactly_a_random_order() -> None:
+    # Closed forms for p clicks among n candidates in random order: MRR is H_n / n (each rank
+    # holds a click with chance p/n), AUC 1/2, nDCG@k the expected DCG p/n * sum of discounts.
+    labels = [0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1]
+    n, p = len(labels), sum(labels)
+    discounts = 1 / np.log2(np.arange(2, n + 2))
+    auc, mrr, ndcg5, ndcg10 = impression_metrics(np.array(labels), np.full(n, 0.42))
+    assert auc == 0.5
+    assert mrr == pytest.approx(sum(1 / r for r in range(1, n + 1)) / n)
+    for k, got in ((5, ndcg5), (10, ndcg10)):
+        assert got == pytest.approx(p / n * discounts[:k].sum() / discounts[:p].sum())
 
 
 def test_auc_needs_both_classes() -> None:
@@ -126,6 +191,13 @@ def test_parse_time_reads_mind_times_as_utc() -> None:
     assert parse_time("1/2/2020 12:05:00 AM") == datetime(2020, 1, 2, 0, 5, tzinfo=UTC).timestamp()
     with pytest.raises(ValueError):
         parse_time("2019-11-15 08:55:22")
+
+
+@pytest.mark.parametrize(
+    "text", ["11/15/2019 8:55:22 AM", "11/15/2019 12:00:00 PM", "1/2/2020 12:05:09 AM"]
+)
+def test_format_time_writes_what_parse_time_reads(text: str) -> None:
+    assert format_time(parse_time(text)) == text
 
 
 def test_behaviors_reader_skips_and_counts_malformed_lines(tmp_path: Path) -> None:
@@ -181,7 +253,147 @@ def test_news_reader_tolerates_missing_abstracts(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Rankers on a generated MIND sample
+# The replay: the service's rankers, sent the requests the service would send
+
+T0 = parse_time("11/15/2019 8:00:00 AM")
+HOUR = 3600.0
+
+
+def test_the_evaluated_rankers_are_the_ones_the_service_serves() -> None:
+    rankers = make_rankers(seed=5)
+    assert list(rankers) == list(DEFAULT_RANKERS) == list(RANKERS)
+    for name in ("tfidf", "popular", "latest"):
+        assert rankers[name] == make_ranker(name)
+    assert rankers["mmr"] == make_ranker("tfidf", {"mmr_lambda": 0.7})
+    assert isinstance(rankers["mmr"], MMRRanker)
+    assert rankers["random"].name == "random"
+    with pytest.raises(ValueError, match="nope"):
+        make_rankers(["tfidf", "nope"])
+
+
+def test_the_model_is_news_tsv_published_when_first_seen() -> None:
+    news = {f"N{k}": News(f"N{k}", "sports", "soccer", f"derby report {k}", "") for k in range(4)}
+    log = [
+        Impression("2", "U2", T0 + HOUR, ("N0",), ("N1", "N2"), (1, 0)),
+        Impression("1", "U1", T0, ("N1",), ("N9",), (1,)),  # N9: not in news.tsv
+    ]
+    model = model_of(news, log)
+    assert list(model.ids) == ["N0", "N1", "N2", "N3"]
+    assert model.slugs == ["sports"]
+    published = dict(zip(model.ids, model.published, strict=True))
+    assert published["N0"] == published["N2"] == T0 + HOUR
+    assert published["N1"] == T0  # in a history first: a history is an appearance too
+    assert published["N3"] == T0 - 30 * 86400  # never in the log: old
+
+
+@dataclass(frozen=True)
+class RecordingPopular(PopularRanker):
+    """The popular ranker, keeping every request it is sent."""
+
+    requests: list[RankRequest] = field(default_factory=list, compare=False)
+
+    def rank(self, model: CorpusModel, request: RankRequest) -> list[Ranked]:
+        self.requests.append(request)
+        return super().rank(model, request)
+
+
+@dataclass(frozen=True)
+class Indifferent:
+    """A ranker that cannot tell candidates apart: all of them, in id order, one score."""
+
+    requests: list[RankRequest] = field(default_factory=list)
+    name: str = "indifferent"
+
+    def rank(self, model: CorpusModel, request: RankRequest) -> list[Ranked]:
+        self.requests.append(request)
+        known = sorted(i for i in request.candidates or () if i in model.row_of)
+        return [Ranked(i, 1.0, "latest", "") for i in known]
+
+
+def test_requests_carry_the_impression_history_and_earlier_popularity() -> None:
+    news = {f"N{k}": News(f"N{k}", "news", "world", f"harbour vote {k}", "") for k in range(5)}
+    log = [
+        Impression("1", "U1", T0, ("N3", "N4"), ("N1", "N2"), (1, 0)),
+        Impression("2", "U2", T0, (), ("N1", "N2"), (0, 0)),  # same second: not yet counted
+        Impression("3", "U1", T0 + 24 * HOUR, ("N4",), ("N2", "N1", "N9"), (1, 0, 0)),
+    ]
+    popular, other = RecordingPopular(), Indifferent()
+    list(score_log(news, log, {"popular": popular, "other": other}))
+
+    first, second, third = popular.requests
+    assert first == RankRequest(
+        followed=(),
+        now=T0,
+        size=2,
+        history=(("N3", T0 - 2 * HISTORY_SPACING_SECONDS), ("N4", T0 - HISTORY_SPACING_SECONDS)),
+        popularity={},
+        candidates=frozenset({"N1", "N2"}),
+    )
+    assert second.popularity == {} and second.history == ()
+    assert third.now == T0 + 24 * HOUR and third.size == 3
+    assert third.candidates == frozenset({"N1", "N2", "N9"})
+    # Both shown twice a day earlier, N1 clicked once: one half-life (24 h) halves the counts.
+    assert third.popularity == {"N1": (0.5, 1.0), "N2": (0.0, 1.0)}
+    # Rankers that do not use popularity are sent none, as the service sends them none.
+    assert [r.popularity for r in other.requests] == [{}, {}, {}]
+    assert [r.history for r in other.requests] == [r.history for r in popular.requests]
+
+
+def test_the_ranking_is_the_order_and_equal_neighbours_tie() -> None:
+    ranked = [
+        Ranked("A", 0.9, "history", "s"),
+        Ranked("B", 0.5, "history", "s"),
+        Ranked("C", 0.5, "history", "s"),
+        Ranked("X", 0.45, "history", "s"),  # not a candidate: ignored
+        Ranked("D", 0.4, "history", "s"),
+        Ranked("E", 0.5, "history", "s"),  # equal to B and C, but not next to them
+    ]
+    scores = candidate_scores(["F", "E", "D", "C", "B", "A"], ranked)
+    # F was not returned: last. Only the order matters, not the scores' values.
+    np.testing.assert_array_equal(scores, [-4, -3, -2, -1, -1, 0])
+    np.testing.assert_array_equal(candidate_scores(["A", "B"], []), [0, 0])
+
+
+def test_a_ranker_that_cannot_tell_candidates_apart_scores_exactly_the_random_order() -> None:
+    # Neither the order the ranker lists ties in (ids: the clicked ones sort first here) nor
+    # the order of the impression (clicks listed first in 1 and 3) may earn anything.
+    news = {i: News(i, "news", "world", f"story {i}", "") for i in "ABCDEFGHz"}
+    log = [
+        Impression("1", "U1", T0, (), ("A", "z", "F", "G"), (1, 0, 0, 0)),
+        Impression("2", "U2", T0 + 60, ("z",), ("C", "D", "B", "H", "G", "F"), (0, 0, 1, 0, 0, 1)),
+        Impression("3", "U3", T0 + 120, (), ("E", "z", "D"), (1, 0, 0)),
+    ]
+    results = evaluate(news, log, {"indifferent": Indifferent()})["indifferent"]
+    expected = np.mean(
+        [_metrics_over_orders(list(i.labels), [0.0] * len(i.labels)) for i in log], axis=0
+    )
+    got = (results.auc, results.mrr, results.ndcg5, results.ndcg10)
+    assert got == pytest.approx(tuple(expected))
+    assert results.auc == 0.5
+
+
+def test_news_missing_from_news_tsv_rank_last_and_tied() -> None:
+    news = {
+        "N1": News("N1", "sports", "soccer", "Striker scores twice in derby", ""),
+        "N2": News("N2", "sports", "soccer", "Keeper saves penalty in derby", ""),
+    }
+    log = [
+        Impression("1", "U1", T0, ("N1", "N404"), ("N2", "N404", "N405"), (0, 1, 0)),
+        Impression("2", "U1", T0 + 60, ("N406",), ("N405", "N1"), (0, 1)),
+    ]
+    results = evaluate(news, log)
+    # 1: every ranker ranks N2, the only candidate it knows, first; N404 (clicked) and N405
+    # share ranks 2-3. AUC: the click loses to N2 and ties N405, 1/4. MRR: (1/2)(1/2 + 1/3).
+    # DCG: (1/2)(1/log2 3 + 1/2) against an ideal 1. 2: N1 first, clicked: all metrics 1.
+    ndcg = (0.5 * (1 / math.log2(3) + 0.5) + 1) / 2
+    for name, metrics in results.items():
+        assert metrics == Metrics(
+            pytest.approx(0.625), pytest.approx((5 / 12 + 1) / 2), ndcg, ndcg, 2, 0
+        ), name
+
+
+# ---------------------------------------------------------------------------------------------
+# On a generated MIND sample
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +404,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def results(sample: tuple[Path, Path]) -> dict[str, Metrics]:
     news_path, behaviors_path = sample
-    return evaluate(read_news(news_path), read_behaviors(behaviors_path), DEFAULT_RANKERS)
+    return evaluate(read_news(news_path), read_behaviors(behaviors_path))
 
 
 def test_sample_is_readable_mind_with_its_malformed_lines(sample: tuple[Path, Path]) -> None:
@@ -209,7 +421,7 @@ def test_sample_is_readable_mind_with_its_malformed_lines(sample: tuple[Path, Pa
 
 
 def test_random_is_a_fair_baseline(results: dict[str, Metrics]) -> None:
-    assert set(results) == set(DEFAULT_RANKERS) == set(RANKERS)
+    assert list(results) == list(DEFAULT_RANKERS)
     assert results["random"].auc == pytest.approx(0.5, abs=0.05)
     assert all(m.impressions == 2000 and m.skipped == 0 for m in results.values())
 
@@ -223,6 +435,7 @@ def test_content_rankers_beat_random_clearly(results: dict[str, Metrics], name: 
 
 
 def test_popular_and_latest_beat_random(results: dict[str, Metrics]) -> None:
+    # The sample's clicks favour appealing and fresh news: what these two can learn.
     baseline = results["random"]
     for name in ("popular", "latest"):
         assert results[name].auc > baseline.auc + 0.05
@@ -232,23 +445,10 @@ def test_popular_and_latest_beat_random(results: dict[str, Metrics]) -> None:
 def test_scores_do_not_depend_on_later_impressions(sample: tuple[Path, Path]) -> None:
     news = read_news(sample[0])
     log = sorted(read_behaviors(sample[1]), key=lambda i: i.time)[:400]
-    full = {i.id: scores for i, scores in score_log(news, log, seed=3)}
-    for impression, scores in score_log(news, log[:200], seed=3):
+    full = {i.id: scores for i, scores in score_log(news, log, make_rankers(seed=3))}
+    for impression, scores in score_log(news, log[:200], make_rankers(seed=3)):
         for name, values in scores.items():
             np.testing.assert_array_equal(values, full[impression.id][name], err_msg=name)
-
-
-def test_news_missing_from_news_tsv_are_scored_not_fatal() -> None:
-    news = {"N1": News("N1", "sports", "soccer", "Striker scores twice in derby", "")}
-    log = [
-        Impression("1", "U1", 0.0, ("N1", "N404"), ("N1", "N405"), (1, 0)),
-        Impression("2", "U1", 60.0, ("N406",), ("N405", "N1"), (0, 1)),
-    ]
-    results = evaluate(news, log)
-    assert all(m.impressions == 2 for m in results.values())
-    # 1: the profile is N1's vector, so N1 wins (AUC 1). 2: no history text, so the latest
-    # order, where N405 and N1 were both first seen at 0: a tie (AUC 1/2).
-    assert results["tfidf"].auc == 0.75
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,17 +478,19 @@ def _future_only_log(pairs: int, future_offset: float) -> tuple[dict[str, News],
 @pytest.mark.parametrize("offset", [7 * 86400, 0.0], ids=["days-later", "same-second"])
 def test_no_ranker_learns_from_the_future(offset: float) -> None:
     news, log = _future_only_log(200, offset)
-    results = evaluate(news, log, DEFAULT_RANKERS)
+    results = evaluate(news, log)
+    assert list(results) == list(DEFAULT_RANKERS)
     for name, metrics in results.items():
         assert metrics.impressions == 200 and metrics.skipped == 1200
-        # Ties rank the clicked a_k second: deterministic rankers may not exceed 0.5.
+        # Nothing before the impression separates a_k from b_k: a deterministic ranker can do
+        # no better than a tie, which counts as chance.
         bound = 0.65 if name == "random" else 0.5
         assert metrics.auc <= bound, name
 
 
 def test_the_future_signal_is_real_once_it_is_the_past() -> None:
     news, log = _future_only_log(200, -3600.0)
-    assert evaluate(news, log, ["popular"])["popular"].auc == 1.0
+    assert evaluate(news, log, make_rankers(["popular"]))["popular"].auc == 1.0
 
 
 # ---------------------------------------------------------------------------------------------
