@@ -27,7 +27,7 @@ from feed.model_keeper import ModelKeeper
 from feed.popularity import Popularity
 from feed.service import FeedService
 from feed.variants import Variants
-from recommender.ranker import TfidfRanker
+from recommender.tfidf import TfidfRanker
 
 if TYPE_CHECKING:
     from api.metrics import Metrics

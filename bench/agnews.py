@@ -35,6 +35,7 @@ class Topic:
     name: str
     category: str
     pattern: re.Pattern[str]
+    mentions: int = 1  # how often a story must name it (a report names its subject repeatedly)
 
 
 def _topic(name: str, category: str, words: str) -> Topic:
@@ -62,9 +63,15 @@ class Story:
     title: str
     summary: str
     published: float  # epoch seconds
+    body: str = ""
 
     @property
     def text(self) -> str:
+        """What the model is fitted on, as the service builds it (feed.articles.Article.text)."""
+        return f"{self.title}\n{self.summary}\n{self.body}" if self.body else self.headline
+
+    @property
+    def headline(self) -> str:
         return f"{self.title} {self.summary}"
 
     def doc(self) -> Doc:
@@ -107,7 +114,9 @@ def load(now: float, *, seed: int = 0, source: Path | None = None) -> list[Story
 
 
 def on_topic(story: Story, topic: Topic) -> bool:
-    return story.category == topic.category and bool(topic.pattern.search(story.text))
+    return story.category == topic.category and (
+        len(topic.pattern.findall(story.text)) >= topic.mentions
+    )
 
 
 def topic_ids(stories: Sequence[Story], topic: Topic) -> frozenset[str]:

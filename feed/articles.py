@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -246,6 +246,13 @@ def raw_cards(r: redis.Redis, ids: Sequence[str]) -> list[bytes | None]:
     if not ids:
         return []
     return list(r.mget([CARD_KEY % i for i in ids]))
+
+
+def titles(r: redis.Redis, ids: Iterable[str]) -> dict[str, str]:
+    """The title of each of these articles that still exists."""
+    wanted = sorted(set(ids))
+    found = zip(wanted, raw_cards(r, wanted), strict=True)
+    return {i: json.loads(card)["title"] for i, card in found if card is not None}
 
 
 def iter_published_since(r: redis.Redis, since: float) -> Iterator[Article]:

@@ -1160,7 +1160,9 @@ _AGREE: dict[str, tuple[str, str]] = {  # suffix -> (singular, plural) form of a
 _TREND_FORMS = tuple((_third_person(base), base, past) for base, past in _TRENDS)
 
 
-def _fill(template: _Template, lex: _Lexicon, rng: random.Random) -> str:
+def _fill(
+    template: _Template, lex: _Lexicon, rng: random.Random, focus: Mapping[str, str] | None = None
+) -> str:
     parts, tail = template
     chosen: dict[str, str] = {}
     out: list[str] = []
@@ -1168,7 +1170,10 @@ def _fill(template: _Template, lex: _Lexicon, rng: random.Random) -> str:
     pools = lex.pools
     for literal, pool, slot, suffix in parts:
         values = pools[pool]
-        value = choice(values)
+        if focus and slot in focus and rng.random() < _FOCUS_SHARE:
+            value = focus[slot]
+        else:
+            value = choice(values)
         if slot != pool:  # "topic2" must differ from "topic" when both appear
             while value == chosen.get(pool):
                 value = choice(values)
@@ -1200,6 +1205,11 @@ _BODY_SENTENCES = (3, 6)
 _SECOND_CATEGORY_SHARE = 0.15
 _SECONDARY_SENTENCE_SHARE = 0.3  # body sentences of a two-category article from the second
 _MAX_ATTEMPTS = 200
+# An article is one story: its topic, actor, place and person fill most of their slots in
+# the title, summary and body, as a real report keeps to its subject. Without this every
+# slot was drawn afresh and a "topic" was a single phrase, which no reader could follow.
+_FOCUS_POOLS = ("topic", "actor", "place", "person")
+_FOCUS_SHARE = 0.7
 
 _ID_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -1207,28 +1217,30 @@ _SLUG_CHARS = 60
 URL_BASE = "https://news.example.com"
 
 
-def _title(lex: _Lexicon, rng: random.Random) -> str:
+def _title(lex: _Lexicon, rng: random.Random, focus: Mapping[str, str]) -> str:
     low, high = _TITLE_WORDS
     for _ in range(_MAX_ATTEMPTS):
-        title = _fill(rng.choice(_COMPILED_HEADLINES), lex, rng)
+        title = _fill(rng.choice(_COMPILED_HEADLINES), lex, rng, focus)
         if low <= title.count(" ") + 1 <= high:
             return title
     raise RuntimeError("demo vocabulary cannot make a title of the required length")
 
 
-def _summary(lex: _Lexicon, rng: random.Random) -> str:
+def _summary(lex: _Lexicon, rng: random.Random, focus: Mapping[str, str]) -> str:
     low, high = _SUMMARY_WORDS
     for _ in range(_MAX_ATTEMPTS):
         first, second = rng.sample(_COMPILED_SENTENCES, 2)
-        text = _fill(first, lex, rng)
+        text = _fill(first, lex, rng, focus)
         if len(text.split()) < low:
-            text = f"{text} {_fill(second, lex, rng)}"
+            text = f"{text} {_fill(second, lex, rng, focus)}"
         if low <= len(text.split()) <= high:
             return text
     raise RuntimeError("demo vocabulary cannot make a summary of the required length")
 
 
-def _body(lex: _Lexicon, second: _Lexicon | None, rng: random.Random) -> str:
+def _body(
+    lex: _Lexicon, second: _Lexicon | None, rng: random.Random, focus: Mapping[str, str]
+) -> str:
     low, high = _BODY_WORDS
     fewest, most = _BODY_SENTENCES
     for _ in range(_MAX_ATTEMPTS):
@@ -1236,8 +1248,10 @@ def _body(lex: _Lexicon, second: _Lexicon | None, rng: random.Random) -> str:
         sentences: list[str] = []
         words = 0
         for template in rng.sample(_COMPILED_SENTENCES, most):
-            use = second if second and rng.random() < _SECONDARY_SENTENCE_SHARE else lex
-            sentence = _fill(template, use, rng)
+            if second and rng.random() < _SECONDARY_SENTENCE_SHARE:
+                sentence = _fill(template, second, rng)
+            else:
+                sentence = _fill(template, lex, rng, focus)
             sentences.append(sentence)
             words += len(sentence.split())
             if len(sentences) >= fewest and words >= target:
@@ -1320,14 +1334,15 @@ def generate_articles(
             pick = options[0] if rng.random() < 0.6 else rng.choice(options)
             cats.append(pick)
             second = _LEXICONS[pick]
-        title = _title(lex, rng)
+        focus = {pool: rng.choice(lex.pools[pool]) for pool in _FOCUS_POOLS}
+        title = _title(lex, rng, focus)
         articles.append(
             {
                 "id": f"{id_prefix}-{n:06d}",
                 "url": f"{URL_BASE}/{primary}/{_slugify(title)}-{n}",
                 "title": title,
-                "summary": _summary(lex, rng),
-                "body": _body(lex, second, rng),
+                "summary": _summary(lex, rng, focus),
+                "body": _body(lex, second, rng, focus),
                 "categories": cats,
                 "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment)),
                 "source": rng.choice(lex.sources),

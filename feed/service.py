@@ -38,7 +38,10 @@ REASONS = {
     "related": "Related to {}, which you follow",
     "latest": "Latest in {}",
     "history": "Like articles you read in {}",
+    "read": "Because you read ‘{}’",
 }
+# Titles in reasons are cut to fit a line on a phone.
+REASON_TITLE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -246,7 +249,8 @@ class FeedService:
             ),
         )
         names = {k.decode(): v.decode() for k, v in raw_names.items()}
-        entries = [Entry.of(r.id, r.score, _reason(r, names)) for r in ranked]
+        titles = articles.titles(self._redis, (r.because for r in ranked if r.because))
+        entries = [Entry.of(r.id, r.score, _reason(r, names, titles)) for r in ranked]
         header = Header(
             cache.new_build_id(),
             Inputs(wanted.corpus, loaded.meta.version, wanted.user, wanted.variant),
@@ -303,5 +307,11 @@ class FeedService:
         return b'{"items":[' + b",".join(items) + b'],"next_cursor":' + next_cursor + b"}"
 
 
-def _reason(ranked: Ranked, names: dict[str, str]) -> str:
-    return REASONS[ranked.reason].format(names.get(ranked.category, ranked.category))
+def _reason(ranked: Ranked, names: dict[str, str], titles: dict[str, str]) -> str:
+    title = titles.get(ranked.because)
+    if title is not None:
+        short = title if len(title) <= REASON_TITLE_CHARS else title[: REASON_TITLE_CHARS - 1] + "…"
+        return REASONS["read"].format(short)
+    # A read since deleted still says what moved the item: the reading, in its category.
+    kind = "history" if ranked.reason == "read" else ranked.reason
+    return REASONS[kind].format(names.get(ranked.category, ranked.category))

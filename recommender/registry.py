@@ -8,7 +8,8 @@ from typing import Any
 
 from recommender.baselines import LatestRanker, PopularRanker
 from recommender.diversity import MMRRanker
-from recommender.ranker import Ranker, TfidfRanker
+from recommender.ranker import Ranker
+from recommender.tfidf import TfidfRanker
 
 RANKERS: dict[str, type[Any]] = {
     "tfidf": TfidfRanker,

@@ -56,7 +56,8 @@ from feed.assignment import Experiment, Variant, assign, dump_running, parse_run
 from feed.demo import DEMO_CATEGORIES, generate_articles
 from feed.redis_server import RedisServer
 from feed.reindex import ReindexResult, reindex
-from recommender.ranker import RankRequest, TfidfRanker
+from recommender.ranker import RankRequest
+from recommender.tfidf import TfidfRanker
 from tests.bench_cluster import cluster_vs_single
 from tests.bench_jobs import reindex_and_precompute
 

@@ -175,3 +175,23 @@ def test_history_is_blended_with_follows(client, tokens, corpus):
         items = feed(client, headers, user=user, limit=20).json["items"]
         shares[user] = sum("tech" in i["categories"] for i in items) / len(items)
     assert shares["alice"] > shares["bob"]
+
+
+def test_items_moved_by_reading_say_which_read_they_resemble(client, tokens, corpus):
+    alice = tokens.user("alice")
+    client.put("/v1/users/alice/categories/world", headers=alice)
+    client.put("/v1/users/alice/categories/tech", headers=alice)
+    world = [a for a in corpus if a["categories"][0] == "world"][-8:]
+    send(client, alice, *(event("click", a["id"]) for a in world))
+    items = feed(client, alice).json["items"]
+    moved = [i["reason"] for i in items if i["reason"].startswith("Because you read ‘")]
+    assert moved
+    for reason in moved:  # the read's title, cut with an ellipsis when long
+        quoted = reason.removeprefix("Because you read ‘").removesuffix("’").removesuffix("…")
+        assert any(a["title"].startswith(quoted) for a in world), reason
+    assert any(i["reason"] == "Because you follow Tech" for i in items)
+    # A read since deleted still explains the item, by the category it was read in.
+    for a in world:
+        client.delete(f"/v1/articles/{a['id']}", headers=tokens.admin())
+    reasons = {i["reason"] for i in feed(client, alice).json["items"]}
+    assert not any(r.startswith("Because you read") for r in reasons)

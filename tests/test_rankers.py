@@ -9,8 +9,9 @@ from scipy import sparse
 from recommender.baselines import LatestRanker, PopularRanker
 from recommender.diversity import MMRRanker
 from recommender.model import CorpusModel
-from recommender.ranker import RankRequest, TfidfRanker
+from recommender.ranker import RankRequest
 from recommender.registry import make_ranker
+from recommender.tfidf import TfidfRanker
 
 NOW = 1_800_000_000.0
 HOUR = 3600.0

@@ -1,0 +1,244 @@
+"""The TF-IDF content ranker: followed categories, the reader's reading, freshness, floors."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from recommender.model import CorpusModel
+from recommender.profile import Reading, reading_of
+from recommender.ranker import (
+    Ranked,
+    RankRequest,
+    ReasonKind,
+    allowed_rows,
+    decay_of,
+    latest_of,
+    top_rows,
+)
+
+# A reader who follows nothing is taken to follow the categories they read most: at most this
+# many, each with at least this share of the top category's recency-weighted reads.
+IMPLIED_FOLLOWS = 3
+IMPLIED_SHARE = 0.25
+# Closeness to the reading profile is measured from the median eligible article (0) to the
+# REFERENCE_RANK-th closest (1), or the closest tenth of a few candidates: cosines of headlines
+# run 0.05-0.2 on one corpus and 0.3-0.6 on another, so only their spread among the candidates
+# says which articles are "like what they read".
+REFERENCE_RANK = 10
+REFERENCE_SHARE = 0.1
+# The first page that every followed category keeps a place in (most clients ask for 20).
+FLOOR_WINDOW = 20
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """The rows a request ranks: the whole model, or an offline impression's candidates."""
+
+    rows: NDArray[np.intp] | None  # None: every row of the model, in order
+    allowed: NDArray[np.bool_] | None  # None: every pooled row is allowed
+
+    @staticmethod
+    def of(model: CorpusModel, request: RankRequest) -> _Pool:
+        allowed = allowed_rows(model, request)
+        if request.candidates is None or allowed is None:
+            return _Pool(None, allowed)
+        return _Pool(np.flatnonzero(allowed), None)
+
+    def take(self, array: Any) -> Any:
+        return array if self.rows is None else array[self.rows]
+
+    def row(self, index: int) -> int:
+        return index if self.rows is None else int(self.rows[index])
+
+
+@dataclass(frozen=True)
+class TfidfRanker:
+    """Followed categories and the reader's reading, times an exponential freshness decay.
+
+    An article scores ``(similarity + follow_weight × followed + boost) × freshness``:
+
+    - ``similarity`` is its cosine to the followed categories' summed centroids; articles of
+      followed categories get ``follow_weight`` on top. Articles from other categories qualify
+      only when their similarity reaches ``related_min_similarity``, and never fill more than
+      ``max_outside_share`` of any prefix of the feed while followed articles remain.
+    - ``boost`` follows the reading history at the level of content, not category: it is the
+      article's closeness to the recency-weighted TF-IDF profile of what the reader clicked and
+      read (halving every ``history_half_life_hours``), squashed to 0..1 against the
+      ``REFERENCE_RANK``-th closest candidate, times ``history_weight``, and it grows with the
+      amount of reading (half of its weight at ``history_reads`` recent reads). A reader with
+      no history gets the follow-based feed alone.
+    - Every followed category with articles keeps at least ``category_floor`` of the first
+      ``FLOOR_WINDOW`` items, however lopsided the reading: the lowest items of better-served
+      categories make room for them.
+
+    A reader who follows nothing but has read is treated as following the categories they read
+    most (up to ``IMPLIED_FOLLOWS``); one with neither gets the latest articles.
+    """
+
+    name: str = "tfidf"
+    half_life_hours: float = 24.0
+    follow_weight: float = 0.5
+    related_min_similarity: float = 0.3
+    max_outside_share: float = 0.1
+    history_weight: float = 1.5
+    history_half_life_hours: float = 72.0
+    history_reads: float = 2.0
+    category_floor: float = 2.0
+
+    def rank(self, model: CorpusModel, request: RankRequest) -> list[Ranked]:
+        if model.size == 0 or request.size <= 0:
+            return []
+        pool = _Pool.of(model, request)
+        age_hours = np.maximum(request.now - pool.take(model.published), 0.0) / 3600.0
+        decay = np.exp2(-age_hours / self.half_life_hours)
+        reading = reading_of(model, request.history, request.now, self.history_half_life_hours)
+        cols = model.category_index(request.followed)
+        inside_reason: ReasonKind = "follow"
+        if not cols and reading is not None:
+            share = reading.category_share(model)
+            ranked_categories = np.argsort(-share, kind="stable")[:IMPLIED_FOLLOWS]
+            cols = [int(c) for c in ranked_categories if share[c] >= IMPLIED_SHARE]
+            inside_reason = "history"
+        if not cols:
+            decay_all = decay_of(model, request.now, self.half_life_hours)
+            return latest_of(model, decay_all, allowed_rows(model, request), request.size)
+
+        members = pool.take(model.members)[:, cols]
+        norm = math.sqrt(max(float(model.gram[np.ix_(cols, cols)].sum()), 1e-12))
+        similarity = pool.take(model.sims)[:, cols].sum(axis=1) / norm
+        followed: NDArray[np.bool_] = np.asarray(members.any(axis=1))
+        eligible = followed if pool.allowed is None else followed & pool.allowed
+        boost = self._boost(model, pool, reading, eligible)
+        score = (similarity + self.follow_weight * followed) * decay + boost * decay ** (1 / 3)
+        outside: NDArray[np.bool_] = ~followed & (similarity >= self.related_min_similarity)
+        if pool.allowed is not None:
+            outside &= pool.allowed
+        inside_rows = top_rows(score, eligible, request.size)
+        # Enough related candidates for their share, or to fill in when followed ones run out.
+        wanted_outside = max(
+            math.ceil(request.size * self.max_outside_share), request.size - len(inside_rows)
+        )
+        outside_rows = top_rows(score, outside, wanted_outside)
+        order = self._merge(score, inside_rows, outside_rows, request.size)
+        order = self._floors(order, score, members, eligible)
+
+        # An item the reading moved more than its category did names the read it resembles.
+        driven = [j for j in order if boost[j] > similarity[j]]
+        nearest = reading.nearest(model, [pool.row(j) for j in driven]) if reading else []
+        because = dict(zip(driven, nearest, strict=True))
+        best_followed = np.where(members[order], pool.take(model.sims)[order][:, cols], -1.0)
+        best_any = pool.take(model.sims)[order][:, cols].argmax(axis=1)
+        ranked = []
+        for k, j in enumerate(order):
+            article_id = str(model.ids[pool.row(j)])
+            if j in because:
+                category = model.slugs[cols[int(best_followed[k].argmax())]]
+                ranked.append(Ranked(article_id, float(score[j]), "read", category, because[j]))
+            elif followed[j]:
+                category = model.slugs[cols[int(best_followed[k].argmax())]]
+                ranked.append(Ranked(article_id, float(score[j]), inside_reason, category))
+            else:
+                category = model.slugs[cols[int(best_any[k])]]
+                ranked.append(Ranked(article_id, float(score[j]), "related", category))
+        return ranked
+
+    def _boost(
+        self,
+        model: CorpusModel,
+        pool: _Pool,
+        reading: Reading | None,
+        eligible: NDArray[np.bool_],
+    ) -> NDArray[np.float64]:
+        """Each pooled article's pull from the reading history (zeros without one)."""
+        size = model.size if pool.rows is None else pool.rows.size
+        if reading is None or reading.unit is None:
+            return np.zeros(size)
+        closeness = reading.closeness(model, pool.rows)
+        candidates = closeness[eligible]
+        if candidates.size == 0:
+            return np.zeros(size)
+        rank = min(REFERENCE_RANK, math.ceil(candidates.size * REFERENCE_SHARE)) - 1
+        reference = -float(np.partition(-candidates, rank)[rank])
+        typical = float(np.median(candidates))
+        if reference <= typical:
+            return np.zeros(size)
+        amount = 1.0 - 2.0 ** (-reading.mass / self.history_reads)
+        lift = np.maximum(closeness - typical, 0.0) / (reference - typical)
+        result: NDArray[np.float64] = self.history_weight * amount * np.tanh(lift)
+        return result
+
+    def _merge(
+        self, score: NDArray[np.float64], inside: list[int], outside: list[int], size: int
+    ) -> list[int]:
+        """Interleave by score while any prefix keeps outside articles within their share."""
+        rows: list[int] = []
+        i = o = 0
+        while len(rows) < size and (i < len(inside) or o < len(outside)):
+            quota = math.floor(self.max_outside_share * (len(rows) + 1))
+            outside_ok = o < len(outside) and (o < quota or i >= len(inside))
+            if outside_ok and (i >= len(inside) or score[outside[o]] > score[inside[i]]):
+                rows.append(outside[o])
+                o += 1
+            elif i < len(inside):
+                rows.append(inside[i])
+                i += 1
+            else:
+                break
+        return rows
+
+    def _floors(
+        self,
+        order: list[int],
+        score: NDArray[np.float64],
+        members: NDArray[np.bool_],
+        eligible: NDArray[np.bool_],
+    ) -> list[int]:
+        """Give every followed category ``category_floor`` of the first ``FLOOR_WINDOW`` items.
+
+        A short category's best articles take the places of the window's lowest items whose
+        categories keep their own floor (related articles first); the displaced items move just
+        below the window, in order.
+        """
+        floor = int(self.category_floor)
+        window = order[:FLOOR_WINDOW]
+        if floor <= 0 or members.shape[1] < 2 or len(window) < FLOOR_WINDOW:
+            return order
+        counts = members[window].sum(axis=0)
+        displaced: list[int] = []
+        for c in np.flatnonzero(counts < floor):
+            placed = set(window)
+            ranked = top_rows(score, eligible & members[:, c], floor + len(window))
+            for promoted in [j for j in ranked if j not in placed][: floor - int(counts[c])]:
+                victim = self._victim(window, members, counts, floor)
+                if victim is None:
+                    break
+                window.remove(victim)
+                counts -= members[victim]
+                displaced.append(victim)
+                window.append(promoted)
+                counts += members[promoted]
+        if not displaced:
+            return order
+        position = {j: k for k, j in enumerate(order)}
+        displaced.sort(key=position.__getitem__)
+        kept = set(window) | set(displaced)
+        rest = [j for j in order[FLOOR_WINDOW:] if j not in kept]
+        return (window + displaced + rest)[: len(order)]
+
+    @staticmethod
+    def _victim(
+        window: list[int], members: NDArray[np.bool_], counts: NDArray[np.int64], floor: int
+    ) -> int | None:
+        """The lowest item of the window that no category needs for its floor."""
+        for j in reversed(window):
+            if not members[j].any():  # a related article
+                return j
+        for j in reversed(window):
+            if bool(np.all(counts[members[j]] > floor)):
+                return j
+        return None
