@@ -68,7 +68,7 @@ def evaluate_command(
     some = results[BASELINE]
     if not some.impressions:
         raise click.ClickException("no impression has both a clicked and a skipped candidate")
-    click.echo(_table(results, some))
+    click.echo(metrics_table(results))
     click.echo(
         f"\n{some.impressions} impressions evaluated, {some.skipped} skipped "
         "(all or none of their candidates clicked).\n"
@@ -76,7 +76,9 @@ def evaluate_command(
     )
 
 
-def _table(results: dict[str, Metrics], baseline: Metrics) -> str:
+def metrics_table(results: dict[str, Metrics]) -> str:
+    """Each ranker's metrics with its lift over the random baseline (which must be there)."""
+    baseline = results[BASELINE]
     width = max(len("ranker"), *(len(name) for name in results))
     header = f"{'ranker':<{width}}" + "".join(f"  {title:<16}" for title, _ in COLUMNS)
     lines = [header.rstrip(), "-" * len(header.rstrip())]

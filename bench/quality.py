@@ -20,12 +20,15 @@ import random
 import re
 import statistics
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from api.evaluate import metrics_table
 from bench import agnews
 from bench.agnews import Story, Topic
+from bench.topic_log import evaluate_topic_log
 from feed.demo import generate_articles
 from recommender.model import CorpusModel, fit
 from recommender.ranker import Ranked, Ranker, RankRequest
@@ -237,8 +240,8 @@ def _print(result: Report) -> None:
     )
     fewest = [r.fewest for r in result.floors]
     print(
-        f"\nFloors: {len(fewest)} runs (2-{MAX_FOLLOWS} follows, {FLOOR_READS} reads of one topic); "
-        f"fewest items of a followed category: min {min(fewest)}, runs under 2: "
+        f"\nFloors: {len(fewest)} runs (2-{MAX_FOLLOWS} follows, {FLOOR_READS} reads of one "
+        f"topic); fewest items of a followed category: min {min(fewest)}, runs under 2: "
         f"{sum(f < 2 for f in fewest)}"
     )
 
@@ -253,12 +256,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("AG News is not on this machine (see bench/agnews.py): generated corpus only\n")
     else:
         corpora.insert(0, ag_news())
-    results = []
+    results: list[dict[str, object]] = []
     for corpus in corpora:
         result = report(corpus, args.ranker)
         _print(result)
         print()
         results.append(result.as_json())
+    if agnews.path() is not None:
+        with tempfile.TemporaryDirectory() as directory:
+            offline = evaluate_topic_log(directory)
+        some = next(iter(offline.values()))
+        print(
+            "Offline, `newsfeed evaluate` on a MIND-format topic log from AG News "
+            f"({some.impressions} impressions: each reader's history and clicks share a topic, "
+            "negatives are from the same category; target: tfidf AUC >= 0.85, ahead of latest, "
+            "popular and random)"
+        )
+        print(metrics_table(offline))
+        results.append({"offline": {name: asdict(m) for name, m in offline.items()}})
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=1)

@@ -20,6 +20,7 @@ from feed.popularity import Popularity
 from feed.variants import Variants
 from feed.versions import Versions
 from recommender.ranker import Ranked, RankRequest
+from recommender.registry import uses_popularity
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +237,7 @@ class FeedService:
         read = tuple((article_id.decode(), when) for article_id, when in raw_read)
         # Documented rule: what the reader hid, clicked or read leaves their feed.
         exclude = {i.decode() for i in (*raw_hidden, *raw_deleted)} | {a for a, _ in read}
-        popularity = self._popularity.read(now) if self._variants.uses_popularity(ranker) else {}
+        popularity = self._popularity.read(now) if uses_popularity(ranker) else {}
         ranked = ranker.rank(
             loaded.model,
             RankRequest(

@@ -10,8 +10,6 @@ import redis
 
 from feed import experiments
 from feed.experiments import Assignment
-from recommender.baselines import PopularRanker
-from recommender.diversity import MMRRanker
 from recommender.ranker import Ranker
 from recommender.registry import make_ranker
 
@@ -64,8 +62,3 @@ class Variants:
     def exposed(self, variant: Variant, user_id: str) -> None:
         if variant.assignment is not None:
             experiments.record_exposure(self._redis, variant.assignment, user_id)
-
-    @staticmethod
-    def uses_popularity(ranker: Ranker) -> bool:
-        inner = ranker.inner if isinstance(ranker, MMRRanker) else ranker
-        return isinstance(inner, PopularRanker)

@@ -12,13 +12,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from recommender.baselines import PopularRanker
-from recommender.diversity import MMRRanker
 from recommender.metrics import impression_metrics
 from recommender.mind import Impression, News
 from recommender.model import CorpusModel, Doc, fit
 from recommender.ranker import Ranked, Ranker, RankRequest, primary_category
-from recommender.registry import make_ranker
+from recommender.registry import make_ranker, uses_popularity
 
 __all__ = [
     "DEFAULT_RANKERS",
@@ -122,12 +120,6 @@ def make_rankers(names: Sequence[str] = DEFAULT_RANKERS, *, seed: int = 0) -> di
     return rankers
 
 
-def _uses_popularity(ranker: Ranker) -> bool:
-    # The rule of feed/variants.py (Variants.uses_popularity), which recommender/ may not import.
-    inner = ranker.inner if isinstance(ranker, MMRRanker) else ranker
-    return isinstance(inner, PopularRanker)
-
-
 # ---------------------------------------------------------------------------------------------
 # The model and the replay.
 
@@ -217,7 +209,7 @@ def _replay(
 ) -> Iterator[tuple[Impression, dict[str, NDArray[np.float64]]]]:
     """Rank a time-ordered log; popularity counts an impression once the clock has passed it."""
     popularity = _Popularity(POPULARITY_HALF_LIFE_HOURS)
-    popular = {name for name, ranker in rankers.items() if _uses_popularity(ranker)}
+    popular = {name for name, ranker in rankers.items() if uses_popularity(ranker)}
     pending: list[Impression] = []
     for impression in log:
         if pending and pending[0].time < impression.time:

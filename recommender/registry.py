@@ -53,6 +53,12 @@ def make_ranker(name: str, params: Mapping[str, Any] | None = None) -> Ranker:
     return ranker
 
 
+def uses_popularity(ranker: Ranker) -> bool:
+    """Whether the ranker reads ``RankRequest.popularity`` (callers skip reading it if not)."""
+    inner = ranker.inner if isinstance(ranker, MMRRanker) else ranker
+    return isinstance(inner, PopularRanker)
+
+
 def _class(name: str) -> type[Any]:
     try:
         return RANKERS[name]
