@@ -31,6 +31,9 @@ IMPLIED_SHARE = 0.25
 # says which articles are "like what they read".
 REFERENCE_RANK = 10
 REFERENCE_SHARE = 0.1
+# What a reader's reading pulls up stays fresh this many times longer than the feed's half-life:
+# a story on their topic from yesterday still beats a fresh one on nothing they read.
+HISTORY_STRETCH = 3.0
 # The first page that every followed category keeps a place in (most clients ask for 20).
 FLOOR_WINDOW = 20
 
@@ -113,8 +116,10 @@ class TfidfRanker:
         similarity = pool.take(model.sims)[:, cols].sum(axis=1) / norm
         followed: NDArray[np.bool_] = np.asarray(members.any(axis=1))
         eligible = followed if pool.allowed is None else followed & pool.allowed
+        follow_part = (similarity + self.follow_weight * followed) * decay
         boost = self._boost(model, pool, reading, eligible)
-        score = (similarity + self.follow_weight * followed) * decay + boost * decay ** (1 / 3)
+        history_part = boost * np.exp2(-age_hours / (self.half_life_hours * HISTORY_STRETCH))
+        score = follow_part + history_part
         outside: NDArray[np.bool_] = ~followed & (similarity >= self.related_min_similarity)
         if pool.allowed is not None:
             outside &= pool.allowed
@@ -127,24 +132,26 @@ class TfidfRanker:
         order = self._merge(score, inside_rows, outside_rows, request.size)
         order = self._floors(order, score, members, eligible)
 
-        # An item the reading moved more than its category did names the read it resembles.
-        driven = [j for j in order if boost[j] > similarity[j]]
+        # An item its reading moved more than its follows did names the read it resembles.
+        driven = [j for j in order if history_part[j] > follow_part[j]]
         nearest = reading.nearest(model, [pool.row(j) for j in driven]) if reading else []
         because = dict(zip(driven, nearest, strict=True))
-        best_followed = np.where(members[order], pool.take(model.sims)[order][:, cols], -1.0)
-        best_any = pool.take(model.sims)[order][:, cols].argmax(axis=1)
+        sims = pool.take(model.sims)[order][:, cols]
+        best_followed = np.where(members[order], sims, -1.0).argmax(axis=1)
+        best_any = sims.argmax(axis=1)
         ranked = []
         for k, j in enumerate(order):
             article_id = str(model.ids[pool.row(j)])
-            if j in because:
-                category = model.slugs[cols[int(best_followed[k].argmax())]]
-                ranked.append(Ranked(article_id, float(score[j]), "read", category, because[j]))
-            elif followed[j]:
-                category = model.slugs[cols[int(best_followed[k].argmax())]]
-                ranked.append(Ranked(article_id, float(score[j]), inside_reason, category))
+            value = float(score[j])
+            if followed[j]:
+                category = model.slugs[cols[int(best_followed[k])]]
+                if j in because:
+                    ranked.append(Ranked(article_id, value, "read", category, because[j]))
+                else:
+                    ranked.append(Ranked(article_id, value, inside_reason, category))
             else:
                 category = model.slugs[cols[int(best_any[k])]]
-                ranked.append(Ranked(article_id, float(score[j]), "related", category))
+                ranked.append(Ranked(article_id, value, "related", category))
         return ranked
 
     def _boost(
@@ -162,9 +169,10 @@ class TfidfRanker:
         candidates = closeness[eligible]
         if candidates.size == 0:
             return np.zeros(size)
-        rank = min(REFERENCE_RANK, math.ceil(candidates.size * REFERENCE_SHARE)) - 1
-        reference = -float(np.partition(-candidates, rank)[rank])
-        typical = float(np.median(candidates))
+        top = candidates.size - min(REFERENCE_RANK, math.ceil(candidates.size * REFERENCE_SHARE))
+        middle = (candidates.size - 1) // 2  # the median, or the lower of two middles
+        ordered = np.partition(candidates, (middle, top))
+        reference, typical = float(ordered[top]), float(ordered[middle])
         if reference <= typical:
             return np.zeros(size)
         amount = 1.0 - 2.0 ** (-reading.mass / self.history_reads)
