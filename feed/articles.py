@@ -196,7 +196,7 @@ def _write(r: redis.Redis, accepted: list[tuple[int, Article]], base: UpsertResu
         if wrote:
             categories.ensure(pipe, sorted(new_slugs))
             categories.adjust_counts(pipe, counts)
-            versions.bump_corpus(pipe)
+            versions.bump_corpus(pipe, [*result.created, *result.updated])
             pipe.execute()
         else:
             pipe.reset()
@@ -226,7 +226,7 @@ def _delete(r: redis.Redis, article_id: str) -> None:
         pipe.zrem(TIMELINE_KEY, article_id)
         pipe.zadd(DELETED_KEY, {article_id: time.time()})
         categories.adjust_counts(pipe, {slug: -1 for slug in card["categories"]})
-        versions.bump_corpus(pipe)
+        versions.bump_corpus(pipe, [article_id])
         pipe.execute()
 
 
@@ -253,6 +253,22 @@ def titles(r: redis.Redis, ids: Iterable[str]) -> dict[str, str]:
     wanted = sorted(set(ids))
     found = zip(wanted, raw_cards(r, wanted), strict=True)
     return {i: json.loads(card)["title"] for i, card in found if card is not None}
+
+
+def read_many(r: redis.Redis, ids: Sequence[str]) -> list[Article | None]:
+    """Each id's article with its body, None where it is gone; one round trip per chunk."""
+    found: list[Article | None] = []
+    for start in range(0, len(ids), READ_CHUNK):
+        chunk = ids[start : start + READ_CHUNK]
+        pipe = r.pipeline(transaction=False)
+        slot_mget(pipe, [CARD_KEY % i for i in chunk])
+        slot_mget(pipe, [BODY_KEY % i for i in chunk])
+        cards, bodies = pipe.execute()
+        found += [
+            None if raw is None else Article.from_card(json.loads(raw), (body or b"").decode())
+            for raw, body in zip(cards, bodies, strict=True)
+        ]
+    return found
 
 
 def iter_published_since(r: redis.Redis, since: float) -> Iterator[Article]:

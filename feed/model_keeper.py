@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
 
-from feed import locks, model_store, versions
+from feed import breaking, locks, model_store, versions
 from feed.exceptions import ServiceUnavailable
 from feed.model_store import ModelMeta
 from feed.reindex import reindex
@@ -23,13 +24,22 @@ log = logging.getLogger(__name__)
 class LoadedModel:
     meta: ModelMeta
     model: CorpusModel
+    # Every article write up to this corpus version is in ``model``: the fit's snapshot, or
+    # later once the articles written since were vectorised into it (feed/breaking.py).
+    corpus_version: int
+    changes: int = 0  # change log entries vectorised on top of the fit
+
+    @classmethod
+    def fitted(cls, meta: ModelMeta, model: CorpusModel) -> LoadedModel:
+        return cls(meta, model, meta.corpus_version)
 
 
 class ModelKeeper:
     """One per process; a daemon thread loads newer models and fits when the corpus is ahead.
 
     Requests never wait for a fit: they rank with the newest published model, which is
-    loaded (a few MB) on the first miss that sees its version, if the thread has not already.
+    loaded (a few MB) on the first miss that sees its version, if the thread has not already,
+    and extended with the articles written since it was fitted (``model_at``).
     """
 
     def __init__(
@@ -50,6 +60,11 @@ class ModelKeeper:
         self._request_reindex = request_reindex
         self._loaded: LoadedModel | None = None
         self._load_lock = threading.Lock()
+        # One extension at a time: requests that miss together after a write wait for it.
+        self._extend_lock = threading.Lock()
+        # A model version whose extension gave up (too many changes): ranked as fitted until
+        # the next model, without asking the change log on every build.
+        self._stalled = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -78,6 +93,58 @@ class ModelKeeper:
         if current is None:
             raise ServiceUnavailable("the current model is not readable yet; retry shortly")
         return current
+
+    def model_at(self, version: int, corpus: int) -> LoadedModel:
+        """The model with this version, holding every article of corpus version ``corpus``.
+
+        The articles written since its fit are vectorised into it once per corpus version in
+        this process (every process does the same from Redis). When that is not possible (a
+        bulk write past ``breaking.MAX_CHANGES``) the model is answered as it is, and its
+        ``corpus_version`` tells the caller the answer lacks articles.
+        """
+        loaded = self.model_for(version)
+        if loaded.corpus_version >= corpus or loaded.meta.version == self._stalled:
+            return loaded
+        with self._extend_lock:
+            latest = self._loaded  # another request may have extended it meanwhile
+            if latest is not None and latest.meta.version == loaded.meta.version:
+                loaded = max(loaded, latest, key=lambda m: m.corpus_version)
+            if loaded.corpus_version >= corpus or loaded.meta.version == self._stalled:
+                return loaded
+            return self._extend(loaded)
+
+    def _extend(self, loaded: LoadedModel) -> LoadedModel:
+        caught_up = breaking.catch_up(
+            self._redis,
+            loaded.model,
+            loaded.corpus_version,
+            live_since=time.time() - self._window * 86400,
+            budget=breaking.MAX_CHANGES - loaded.changes,
+        )
+        if caught_up is None:
+            self._stalled = loaded.meta.version
+            log.warning(
+                "model %s: over %s articles written since its fit; ranking without them until "
+                "the next fit",
+                loaded.meta.version,
+                breaking.MAX_CHANGES,
+            )
+            return loaded
+        extended = LoadedModel(
+            loaded.meta,
+            caught_up.model,
+            caught_up.corpus_version,
+            loaded.changes + caught_up.changes,
+        )
+        with self._load_lock:
+            current = self._loaded
+            # Kept unless a newer model (or a further extension) was loaded meanwhile.
+            if current is None or (
+                current.meta.version == extended.meta.version
+                and current.corpus_version < extended.corpus_version
+            ):
+                self._loaded = extended
+        return extended
 
     def poke(self) -> None:
         """Ask the thread to look now (after this process changed the corpus)."""
@@ -112,6 +179,9 @@ class ModelKeeper:
             with self._load_lock:
                 self._load(current.model)
             loaded = self._loaded
+        if loaded is not None and loaded.model.storage is None:
+            # Here rather than in the first request after a write (0.1 s at 100k articles).
+            self._prepare(loaded)
         # Behind: no model, a current model this build cannot read, or a corpus that moved on.
         behind = (
             loaded is None
@@ -124,6 +194,14 @@ class ModelKeeper:
             else:
                 self.refit()
 
+    def _prepare(self, loaded: LoadedModel) -> None:
+        prepared = LoadedModel(
+            loaded.meta, loaded.model.prepared(), loaded.corpus_version, loaded.changes
+        )
+        with self._load_lock:
+            if self._loaded is loaded:  # not replaced meanwhile
+                self._loaded = prepared
+
     def refit(self) -> bool:
         """Fit and publish a model unless another process is already doing it."""
         token = locks.acquire(
@@ -134,7 +212,7 @@ class ModelKeeper:
         self._unreleased_lock = token
         try:
             result = reindex(self._redis, live_window_days=self._window)
-            self._loaded = LoadedModel(result.meta, result.model)
+            self._loaded = LoadedModel.fitted(result.meta, result.model)
             return True
         finally:
             self._release_reindex_lock()
@@ -166,7 +244,7 @@ class ModelKeeper:
         except ValueError as exc:  # written by another build: the next tick refits
             log.error("model %s is unreadable here (%s); it will be refitted", version, exc)
             return None
-        self._loaded = LoadedModel(meta, model)
+        self._loaded = LoadedModel.fitted(meta, model)
         log.info("loaded model %s (%s articles)", meta.version, meta.articles)
         return self._loaded
 

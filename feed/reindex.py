@@ -40,6 +40,7 @@ def reindex(r: redis.Redis, *, live_window_days: float, now: float | None = None
     t1 = time.perf_counter()
     model = fit(docs)
     t2 = time.perf_counter()
+    previous = model_store.current_meta(r)
     meta = model_store.publish(
         r,
         model.to_bytes(),
@@ -49,6 +50,10 @@ def reindex(r: redis.Redis, *, live_window_days: float, now: float | None = None
         articles=model.size,
     )
     articles.forget_deleted_before(r, started - DELETED_RETENTION_SECONDS)
+    if previous is not None:
+        # Processes may still be extending the replaced model with the changes since its fit
+        # (feed/breaking.py): only those both models hold are forgotten.
+        versions.trim_changes(r, min(previous.corpus_version, corpus_version))
     t3 = time.perf_counter()
     log.info(
         "model %s fitted on %s articles (corpus v%s) in %.2fs",

@@ -225,7 +225,8 @@ class FeedService:
     ) -> tuple[Header, list[Entry], bool]:
         """Rank a feed; answers it, and whether it became the user's current list."""
         started = time.perf_counter()
-        loaded = self._keeper.model_for(wanted.model)
+        # The model with the articles written since its fit: a new one ranks at once.
+        loaded = self._keeper.model_at(wanted.model, wanted.corpus)
         ranker = self._variants.ranker(wanted.variant)
         pipe = self._redis.pipeline(transaction=False)
         subscriptions.queue_members(pipe, user_id)
@@ -258,8 +259,9 @@ class FeedService:
             now,
         )
         self.builds += 1
-        # Only a build from the current model may become the list: a newer one is published.
-        if store and loaded.meta.version == wanted.model:
+        # Only a build from the current model may become the list (a newer one is published),
+        # and only with every article of its corpus version (none missing after a bulk write).
+        if store and loaded.meta.version == wanted.model and loaded.corpus_version >= wanted.corpus:
             # The list outlives its freshness so that cursors into it keep working.
             current = cache.store(
                 self._redis,

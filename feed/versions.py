@@ -1,18 +1,43 @@
-"""The two global counters every cached feed is keyed on: corpus version and current model."""
+"""The global counters every cached feed is keyed on (corpus version, current model), and the
+corpus change log that lets a process bring its model up to the corpus without a refit."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
 from redis.client import Pipeline
 
-from feed.connection import mget_across_slots
+from feed.connection import mget_across_slots, slot_eval
 
 # Any article or category write bumps the corpus version, so cached feeds built before it miss.
 CORPUS_VERSION_KEY = "nf:{corpus}:version"
 # The model version every worker should rank with; set only after its artifact is fully stored.
 MODEL_CURRENT_KEY = "nf:{corpus}:model"
+# zset: article id -> the corpus version of its latest upsert or delete. A model fitted at
+# corpus version v is brought up to date by the ids scored above v (feed/breaking.py).
+CHANGES_KEY = "nf:{corpus}:changes"
+# The log holds every change above this version; a refit trims what every served model holds.
+CHANGES_FLOOR_KEY = "nf:{corpus}:changes:floor"
+
+# The version bump and the change log entries of one write, atomic with the write itself
+# (queued in its transaction): whoever reads version v finds every article it changed.
+_BUMP = """
+local version = redis.call('INCR', KEYS[1])
+for i = 1, #ARGV do
+  redis.call('ZADD', KEYS[2], version, ARGV[i])
+end
+return version
+"""
+_TRIM = """
+local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
+local through = tonumber(ARGV[1])
+if through <= floor then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', through)
+redis.call('SET', KEYS[2], through)
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -21,8 +46,40 @@ class Versions:
     model: int
 
 
-def bump_corpus(pipe: Pipeline) -> None:
-    pipe.incr(CORPUS_VERSION_KEY)
+@dataclass(frozen=True)
+class Changes:
+    """The articles written after some corpus version, as of corpus version ``corpus``."""
+
+    corpus: int
+    ids: list[str]  # oldest change first
+    # False: the log no longer reaches back that far (trimmed), or holds more than asked.
+    complete: bool
+
+
+def bump_corpus(pipe: Pipeline, changed: Sequence[str] = ()) -> None:
+    """Queue the version bump of a write that changed these articles (none: a catalog write)."""
+    if changed:
+        slot_eval(pipe, _BUMP, [CORPUS_VERSION_KEY, CHANGES_KEY], changed)
+    else:
+        pipe.incr(CORPUS_VERSION_KEY)
+
+
+def changes_since(r: redis.Redis, since: int, limit: int) -> Changes:
+    """The ids written after corpus version ``since`` (at most ``limit``), read atomically with
+    the version they bring the corpus to."""
+    with r.pipeline(transaction=True) as pipe:
+        pipe.get(CORPUS_VERSION_KEY)
+        pipe.get(CHANGES_FLOOR_KEY)
+        pipe.zrangebyscore(CHANGES_KEY, f"({since}", "+inf", start=0, num=limit + 1)
+        corpus, floor, ids = pipe.execute()
+    complete = int(floor or 0) <= since and len(ids) <= limit
+    return Changes(int(corpus or 0), [i.decode() for i in ids[:limit]], complete)
+
+
+def trim_changes(r: redis.Redis, through: int) -> None:
+    """Forget the changes at or below corpus version ``through``: every model a process may
+    still extend holds them. The floor only rises."""
+    r.eval(_TRIM, 2, CHANGES_KEY, CHANGES_FLOOR_KEY, through)
 
 
 def set_current_model(r: redis.Redis, version: int) -> int | None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,10 +13,12 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from recommender.rows import Storage, set_rows, spare_copy
+
 # Bounds the vocabulary (and so model size and fit time) on large corpora.
 MAX_FEATURES = 2**17
 # Bumped whenever the arrays below change meaning; older artifacts are then refitted.
-ARTIFACT_FORMAT = 3
+ARTIFACT_FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,41 @@ class Doc:
     published: float  # epoch seconds
 
 
+@dataclass(frozen=True, eq=False)
+class Vocabulary:
+    """The fitted vectorizer's state: enough to vectorise new text exactly as the fit did."""
+
+    terms: bytes  # UTF-8, one term per line in column order (a token never holds a newline)
+    idf: NDArray[np.float32]
+
+    @classmethod
+    def of(cls, vectorizer: TfidfVectorizer) -> Vocabulary:
+        terms = "\n".join(vectorizer.get_feature_names_out()).encode()
+        return cls(terms, np.asarray(vectorizer.idf_, dtype=np.float32))
+
+    @property
+    def size(self) -> int:
+        return len(self.idf)
+
+    @cached_property
+    def _vectorizer(self) -> TfidfVectorizer:
+        # Built on first use, once per loaded model: a large vocabulary takes tens of ms.
+        vectorizer = make_vectorizer(0)
+        terms = self.terms.decode().split("\n")
+        vectorizer.set_params(vocabulary={term: column for column, term in enumerate(terms)})
+        vectorizer.idf_ = self.idf
+        return vectorizer
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """L2-normalised TF-IDF rows, in the fitted columns."""
+        if self.size == 0:
+            return sparse.csr_matrix((len(texts), 0), dtype=np.float32)
+        return sparse.csr_matrix(self._vectorizer.transform(texts), dtype=np.float32)
+
+
+EMPTY_VOCABULARY = Vocabulary(b"", np.zeros(0, dtype=np.float32))
+
+
 @dataclass
 class CorpusModel:
     """What ranking needs, precomputed at fit time so a cold feed is a few vector operations.
@@ -36,6 +72,7 @@ class CorpusModel:
     ``gram`` holds the centroids' pairwise dot products, so the norm of any sum of centroids
     (a user profile) is known without touching the vocabulary. ``vectors`` keeps the
     L2-normalised TF-IDF rows themselves, for profiles built from a reading history.
+    ``vocabulary`` vectorises articles written after the fit (``with_articles``).
     """
 
     ids: NDArray[np.str_]
@@ -45,6 +82,12 @@ class CorpusModel:
     sims: NDArray[np.float32]  # (n_articles, n_categories)
     gram: NDArray[np.float64]  # (n_categories, n_categories)
     vectors: sparse.csr_matrix  # (n_articles, n_terms), rows L2-normalised
+    vocabulary: Vocabulary = EMPTY_VOCABULARY
+    # Centroids (rows L2-normalised) of the categories the fit knew, the first ones of
+    # ``slugs``; None: computed from ``vectors`` and ``members`` when first needed.
+    centroids: sparse.csr_matrix | None = None
+    # Holds ``vectors``' entries with room to append (rows.py); None: copied on first need.
+    storage: Storage | None = None
 
     @property
     def size(self) -> int:
@@ -59,20 +102,108 @@ class CorpusModel:
         position = {s: i for i, s in enumerate(self.slugs)}
         return [position[s] for s in slugs if s in position]
 
+    @cached_property
+    def fitted_centroids(self) -> sparse.csr_matrix:
+        """The fitted categories' centroids; those of a loaded artifact are derived once."""
+        if self.centroids is not None:
+            return self.centroids
+        return _centroids(self.vectors, self.members)
+
+    def prepared(self) -> CorpusModel:
+        """This model, ready to take articles: its row index and centroids built, and its
+        vectors in a storage with room to append them (one copy). Ranks the same."""
+        if self.storage is not None:
+            return self
+        vectors, storage = spare_copy(self.vectors)
+        model = replace(self, vectors=vectors, centroids=self.fitted_centroids, storage=storage)
+        model.row_of = self.row_of
+        return model
+
+    def vectorize(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """TF-IDF rows of new texts with this model's vocabulary and IDF (no refit)."""
+        if self.vocabulary.size != self.vectors.shape[1]:  # a model built without one
+            return sparse.csr_matrix((len(texts), self.vectors.shape[1]), dtype=np.float32)
+        return self.vocabulary.transform(texts)
+
+    def with_articles(self, docs: Sequence[Doc]) -> CorpusModel:
+        """A new model with ``docs`` vectorised into it: a known id's row is replaced, a new
+        one appended. This model is left as it is (requests may be ranking with it).
+
+        The fitted categories keep their centroids, so every other row keeps its similarities;
+        a category the fit did not know gets the centroid of its articles here, as a fit
+        would compute it. A refit later re-weighs everything.
+        """
+        latest = {doc.id: doc for doc in docs}  # the last version of an id wins
+        if not latest:
+            return self
+        docs = list(latest.values())
+        n, known = self.size, len(self.slugs)
+        slugs = self.slugs + sorted({s for d in docs for s in d.categories} - set(self.slugs))
+        column = {slug: j for j, slug in enumerate(slugs)}
+        row_of = dict(self.row_of)
+        rows = np.array([row_of.setdefault(d.id, len(row_of)) for d in docs], dtype=np.intp)
+        total = len(row_of)
+        new_ids = np.array([d.id for d, row in zip(docs, rows, strict=True) if row >= n])
+
+        published = np.concatenate([self.published, np.zeros(total - n)])
+        published[rows] = [d.published for d in docs]
+        members = np.zeros((total, len(slugs)), dtype=np.bool_)
+        members[:n, :known] = self.members
+        members[rows] = False
+        for row, doc in zip(rows, docs, strict=True):
+            members[row, [column[s] for s in doc.categories]] = True
+
+        fresh = self.vectorize([d.text for d in docs])
+        vectors, storage = set_rows(self.vectors, self.storage, fresh, rows)
+
+        fitted = self.fitted_centroids
+        fixed = fitted.shape[0]
+        sims = np.zeros((total, len(slugs)), dtype=np.float32)
+        sims[:n, :known] = self.sims
+        sims[rows, :fixed] = (fresh @ fitted.T).toarray()
+        centroids = fitted
+        if len(slugs) > fixed:  # categories new since the fit: centroids of their articles now
+            # Only rows added or replaced since the fit can be in them.
+            holders = np.flatnonzero(members[:, fixed:].any(axis=1))
+            added = _centroids(vectors[holders], members[holders, fixed:])
+            sims[:, fixed:] = vectors @ added.T.toarray()
+            centroids = sparse.vstack([fitted, added], format="csr")
+        gram = np.asarray((centroids @ centroids.T).toarray(), dtype=np.float64)
+        gram[:fixed, :fixed] = self.gram[:fixed, :fixed]
+
+        extended = CorpusModel(
+            np.concatenate([self.ids, new_ids]) if len(new_ids) else self.ids,
+            published,
+            slugs,
+            members,
+            sims,
+            gram,
+            vectors,
+            self.vocabulary,
+            fitted,
+            storage,
+        )
+        extended.row_of = row_of  # cached_property: seeded with the copy made above
+        return extended
+
     def to_bytes(self) -> bytes:
         """Plain numpy arrays (no pickle): safe to load, and independent of library versions."""
         buffer = io.BytesIO()
-        arrays: dict[str, Any] = {
-            f.name: np.asarray(getattr(self, f.name)) for f in fields(self) if f.name != "vectors"
-        }
         np.savez(
             buffer,
             format=np.array(ARTIFACT_FORMAT),
+            ids=self.ids,
+            published=self.published,
+            slugs=np.array(self.slugs, dtype=np.str_),
+            members=self.members,
+            sims=self.sims,
+            gram=self.gram,
             vectors_data=self.vectors.data,
             vectors_indices=self.vectors.indices,
             vectors_indptr=self.vectors.indptr,
             vectors_shape=np.array(self.vectors.shape),
-            **arrays,
+            terms=np.frombuffer(self.vocabulary.terms, dtype=np.uint8),
+            idf=self.vocabulary.idf,
         )
         return buffer.getvalue()
 
@@ -93,6 +224,7 @@ class CorpusModel:
                     (data["vectors_data"], data["vectors_indices"], data["vectors_indptr"]),
                     shape=tuple(data["vectors_shape"]),
                 ),
+                vocabulary=Vocabulary(data["terms"].tobytes(), data["idf"]),
             )
 
 
@@ -107,6 +239,16 @@ def make_vectorizer(documents: int) -> TfidfVectorizer:
         max_df=0.9 if documents >= 20 else 1.0,
         dtype=np.float32,
     )
+
+
+def _centroids(vectors: sparse.csr_matrix, members: NDArray[np.bool_]) -> sparse.csr_matrix:
+    """Each category's centroid: the mean of its articles' rows, L2-normalised (a fit's)."""
+    k, terms = members.shape[1], vectors.shape[1]
+    if k == 0 or terms == 0:
+        return sparse.csr_matrix((k, terms), dtype=np.float32)
+    # The mean and the sum point the same way: normalising the sum is enough.
+    sums = sparse.csr_matrix(members.T, dtype=np.float32) @ vectors
+    return sparse.csr_matrix(normalize(sums), dtype=np.float32)
 
 
 def fit(docs: Sequence[Doc]) -> CorpusModel:
@@ -130,8 +272,9 @@ def fit(docs: Sequence[Doc]) -> CorpusModel:
             sparse.csr_matrix((0, 0), dtype=np.float32),
         )
 
+    vectorizer = make_vectorizer(n)
     try:
-        matrix = make_vectorizer(n).fit_transform([d.text for d in docs])
+        matrix = vectorizer.fit_transform([d.text for d in docs])
     except ValueError:  # every document is empty or stop words only
         return CorpusModel(
             ids,
@@ -150,5 +293,13 @@ def fit(docs: Sequence[Doc]) -> CorpusModel:
     sims = np.asarray(matrix @ centroids.T, dtype=np.float32)
     gram = centroids @ centroids.T
     return CorpusModel(
-        ids, published, slugs, members, sims, gram.astype(np.float64), sparse.csr_matrix(matrix)
+        ids,
+        published,
+        slugs,
+        members,
+        sims,
+        gram.astype(np.float64),
+        sparse.csr_matrix(matrix),
+        Vocabulary.of(vectorizer),
+        sparse.csr_matrix(centroids, dtype=np.float32),
     )

@@ -10,7 +10,9 @@ with the service's own gunicorn config. Four things are measured:
 2. cold-feed build time in-process through the real FeedService, and the bare ranker;
 3. ingest rate through ``POST /v1/articles`` and through ``feed.articles.upsert``;
 4. reindex time, split into read / fit / store;
-8. a reindex and the precompute after it, by `newsfeed worker` processes (``bench_jobs.py``).
+8. a reindex and the precompute after it, by `newsfeed worker` processes (``bench_jobs.py``);
+9. breaking news: publish-to-visible with no refit, and a cold build with a reading history
+   (``bench_breaking.py``).
 
 The report is printed as a table and written as JSON to ``var/bench.json``. The load
 generator is ``wrk`` when it is on PATH, else a Python one (32 threads in a separate process).
@@ -58,6 +60,7 @@ from feed.redis_server import RedisServer
 from feed.reindex import ReindexResult, reindex
 from recommender.ranker import RankRequest
 from recommender.tfidf import TfidfRanker
+from tests.bench_breaking import breaking_news
 from tests.bench_cluster import cluster_vs_single
 from tests.bench_jobs import reindex_and_precompute
 
@@ -1200,6 +1203,7 @@ def run(profile: Profile, loadgen: str, output: Path) -> Report:
             cluster_vs_single(bench)
             for size in profile.cold_sizes:
                 bench.in_process(size)
+                breaking_news(bench, size)  # on the corpus and model in_process left
             reindex_and_precompute(bench)  # reuses the corpus the last size left
         except BaseException as exc:
             report.notes.append(f"ABORTED, figures above are partial: {exc!r}")

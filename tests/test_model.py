@@ -58,3 +58,113 @@ def test_an_empty_corpus_fits_an_empty_model():
 def test_a_corpus_of_stop_words_still_fits():
     model = fit([Doc("a", "the and of", ("x",), 0.0), Doc("b", "", ("y",), 0.0)])
     assert model.size == 2 and model.sims.shape == (2, 2)
+
+
+# -- vectorising articles written after the fit (breaking news)
+
+
+def test_vectorize_gives_the_rows_the_fit_gave():
+    docs = docs_from_demo(200)
+    model = CorpusModel.from_bytes(fit(docs).to_bytes())
+    rows = model.vectorize([d.text for d in docs[:20]])
+    assert abs(rows - model.vectors[:20]).max() < 1e-6
+
+
+def test_an_appended_article_gets_a_row_like_a_refit_would_give():
+    docs = docs_from_demo(401)
+    model = fit(docs[:400])
+    extended = model.with_articles([docs[400]])
+    refit = fit(docs)
+    row = extended.row_of[docs[400].id]
+    assert row == 400 and extended.size == 401 and model.size == 400
+    assert extended.ids[row] == docs[400].id and extended.published[row] == docs[400].published
+    assert [extended.slugs[c] for c in np.flatnonzero(extended.members[row])] == list(
+        docs[400].categories
+    )
+    # Close, not equal: in the refit the article is part of its own category's centroid.
+    refitted = refit.sims[refit.row_of[docs[400].id]]
+    assert np.allclose(extended.sims[row], refitted, atol=0.05)
+    assert extended.sims[row].argmax() == refitted.argmax()
+    # The rows it had are untouched, in the new model and in the old one.
+    assert np.array_equal(extended.sims[:400], model.sims)
+    assert abs(extended.vectors[:400] - model.vectors).max() == 0
+
+
+def test_a_known_article_has_its_row_replaced():
+    docs = docs_from_demo(100)
+    model = fit(docs)
+    other = next(d for d in docs if d.categories != docs[5].categories)
+    moved = Doc(docs[5].id, other.text, other.categories, 99.0)
+    extended = model.with_articles([moved])
+    assert extended.size == 100 and extended.row_of == model.row_of
+    row = model.row_of[moved.id]
+    assert [extended.slugs[c] for c in np.flatnonzero(extended.members[row])] == list(
+        other.categories
+    )
+    assert extended.published[row] == 99.0
+    assert abs(extended.vectors[row] - model.vectors[model.row_of[other.id]]).max() < 1e-6
+    assert np.allclose(extended.sims[row], model.sims[model.row_of[other.id]], atol=1e-5)
+    unchanged = [r for r in range(100) if r != row]
+    assert abs(extended.vectors[unchanged] - model.vectors[unchanged]).max() == 0
+    assert model.published[row] != 99.0, "the model it extends stays as it was"
+
+
+def test_an_article_in_a_category_the_fit_did_not_know_gets_that_category():
+    docs = docs_from_demo(100)
+    model = fit(docs)
+    first = Doc("q-1", docs[0].text, ("quantum",), 1.0)
+    once = model.with_articles([first])
+    assert once.slugs == [*model.slugs, "quantum"]
+    column = once.slugs.index("quantum")
+    assert once.members[once.row_of["q-1"], column]
+    assert once.sims[once.row_of["q-1"], column] == pytest.approx(1.0, abs=1e-5)
+    assert once.gram[column, column] == pytest.approx(1.0, abs=1e-5)
+    # A second article moves the new centroid (the fitted ones stay as fitted).
+    twice = once.with_articles([Doc("q-2", docs[1].text, ("quantum",), 2.0)])
+    assert twice.sims[twice.row_of["q-1"], column] < 1.0
+    assert np.array_equal(twice.gram[:-1, :-1], model.gram)
+    assert twice.category_index(["quantum"]) == [column]
+
+
+def test_an_extended_model_extends_again_and_keeps_its_row_index():
+    docs = docs_from_demo(60)
+    model = fit(docs[:50])
+    extended = model.with_articles(docs[50:55]).with_articles([*docs[55:], docs[2]])
+    assert extended.size == 60
+    assert extended.row_of == {str(i): row for row, i in enumerate(extended.ids)}
+    assert list(extended.ids) == [d.id for d in docs]
+
+
+def test_models_without_a_vocabulary_still_take_articles():
+    for model in (fit([]), fit([Doc("a", "the and of", ("x",), 0.0)])):
+        extended = model.with_articles([Doc("b", "rockets launch today", ("y",), 1.0)])
+        assert extended.row_of["b"] == model.size
+        assert extended.slugs[-1] == "y" and extended.members[-1, -1]
+        assert extended.vectors.shape[0] == model.size + 1
+
+
+def test_the_vocabulary_round_trips():
+    docs = docs_from_demo(100)
+    loaded = CorpusModel.from_bytes(fit(docs).to_bytes())
+    again = CorpusModel.from_bytes(loaded.to_bytes())
+    assert again.vocabulary.terms == loaded.vocabulary.terms
+    assert np.array_equal(again.vocabulary.idf, loaded.vocabulary.idf)
+    assert abs(again.vectorize([docs[0].text]) - loaded.vectors[0]).max() < 1e-6
+
+
+def test_a_prepared_model_is_the_same_and_grows_in_place():
+    docs = docs_from_demo(60)
+    model = fit(docs[:50])
+    prepared = model.prepared()
+    assert abs(prepared.vectors - model.vectors).max() == 0 and prepared.row_of == model.row_of
+    once = prepared.with_articles([docs[50]])
+    twice = once.with_articles([docs[51]])
+    assert np.shares_memory(once.vectors.data, twice.vectors.data), "appended in place"
+    # A model that is no longer the newest of its storage is extended by a copy: each model
+    # keeps the rows it was built with.
+    branch = once.with_articles([docs[52]])
+    assert not np.shares_memory(branch.vectors.data, twice.vectors.data)
+    assert abs(twice.vectors[51] - twice.vectorize([docs[51].text])).max() < 1e-6
+    assert abs(branch.vectors[51] - branch.vectorize([docs[52].text])).max() < 1e-6
+    assert abs(twice.vectors[:51] - once.vectors).max() == 0
+    assert abs(branch.vectors[:51] - once.vectors).max() == 0
