@@ -117,8 +117,10 @@ class TfidfRanker:
         followed: NDArray[np.bool_] = np.asarray(members.any(axis=1))
         eligible = followed if pool.allowed is None else followed & pool.allowed
         follow_part = (similarity + self.follow_weight * followed) * decay
-        boost = self._boost(model, pool, reading, eligible)
-        history_part = boost * np.exp2(-age_hours / (self.half_life_hours * HISTORY_STRETCH))
+        slow_decay = np.exp2(-age_hours / (self.half_life_hours * HISTORY_STRETCH))
+        history_part = self._history_part(
+            model, pool, reading, eligible, follow_part, slow_decay, request.size
+        )
         score = follow_part + history_part
         outside: NDArray[np.bool_] = ~followed & (similarity >= self.related_min_similarity)
         if pool.allowed is not None:
@@ -154,30 +156,40 @@ class TfidfRanker:
                 ranked.append(Ranked(article_id, value, "related", category))
         return ranked
 
-    def _boost(
+    def _history_part(
         self,
         model: CorpusModel,
         pool: _Pool,
         reading: Reading | None,
         eligible: NDArray[np.bool_],
+        follow_part: NDArray[np.float64],
+        slow_decay: NDArray[np.float64],
+        size: int,
     ) -> NDArray[np.float64]:
         """Each pooled article's pull from the reading history (zeros without one)."""
-        size = model.size if pool.rows is None else pool.rows.size
+        result = np.zeros(follow_part.size)
         if reading is None or reading.unit is None:
-            return np.zeros(size)
-        closeness = reading.closeness(model, pool.rows)
-        candidates = closeness[eligible]
+            return result
+        weight = self.history_weight * (1.0 - 2.0 ** (-reading.mass / self.history_reads))
+        # Only rows from the first one that could reach the feed with the full pull are scored:
+        # rows are in publication order, so this skips the old tail of a large corpus.
+        start = 0
+        if pool.rows is None and np.count_nonzero(eligible) > size:
+            floor = np.partition(follow_part[eligible], -size)[-size]
+            start = int(np.argmax(follow_part + weight * slow_decay >= floor))
+        closeness = reading.closeness(model, pool.rows, start)
+        candidates = closeness[eligible[start:]]
         if candidates.size == 0:
-            return np.zeros(size)
+            return result
+        # Scaled on the candidates that can be shown: 0 at their median, 1 at the reference.
         top = candidates.size - min(REFERENCE_RANK, math.ceil(candidates.size * REFERENCE_SHARE))
         middle = (candidates.size - 1) // 2  # the median, or the lower of two middles
         ordered = np.partition(candidates, (middle, top))
         reference, typical = float(ordered[top]), float(ordered[middle])
         if reference <= typical:
-            return np.zeros(size)
-        amount = 1.0 - 2.0 ** (-reading.mass / self.history_reads)
+            return result
         lift = np.maximum(closeness - typical, 0.0) / (reference - typical)
-        result: NDArray[np.float64] = self.history_weight * amount * np.tanh(lift)
+        result[start:] = weight * np.tanh(lift) * slow_decay[start:]
         return result
 
     def _merge(
