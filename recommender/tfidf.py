@@ -113,7 +113,10 @@ class TfidfRanker:
 
         members = pool.take(model.members)[:, cols]
         norm = math.sqrt(max(float(model.gram[np.ix_(cols, cols)].sum()), 1e-12))
-        similarity = pool.take(model.sims)[:, cols].sum(axis=1) / norm
+        # Cosine to the sum of the followed centroids, as one matrix-vector product.
+        per_category = np.zeros(len(model.slugs), dtype=model.sims.dtype)
+        per_category[cols] = 1.0 / norm
+        similarity = pool.take(model.sims) @ per_category
         followed: NDArray[np.bool_] = np.asarray(members.any(axis=1))
         eligible = followed if pool.allowed is None else followed & pool.allowed
         follow_part = (similarity + self.follow_weight * followed) * decay
@@ -138,22 +141,23 @@ class TfidfRanker:
         driven = [j for j in order if history_part[j] > follow_part[j]]
         nearest = reading.nearest(model, [pool.row(j) for j in driven]) if reading else []
         because = dict(zip(driven, nearest, strict=True))
-        sims = pool.take(model.sims)[order][:, cols]
-        best_followed = np.where(members[order], sims, -1.0).argmax(axis=1)
-        best_any = sims.argmax(axis=1)
+        rows = order if pool.rows is None else pool.rows[order].tolist()
+        sims = model.sims[rows][:, cols]
+        best_followed = np.where(members[order], sims, -1.0).argmax(axis=1).tolist()
+        best_any = sims.argmax(axis=1).tolist()
+        names = [model.slugs[c] for c in cols]
         ranked = []
-        for k, j in enumerate(order):
-            article_id = str(model.ids[pool.row(j)])
-            value = float(score[j])
-            if followed[j]:
-                category = model.slugs[cols[int(best_followed[k])]]
-                if j in because:
-                    ranked.append(Ranked(article_id, value, "read", category, because[j]))
-                else:
-                    ranked.append(Ranked(article_id, value, inside_reason, category))
+        for k, (j, article_id, value) in enumerate(
+            zip(order, model.ids[rows].tolist(), score[order].tolist(), strict=True)
+        ):
+            if not followed[j]:
+                ranked.append(Ranked(article_id, value, "related", names[best_any[k]]))
+            elif j in because:
+                ranked.append(
+                    Ranked(article_id, value, "read", names[best_followed[k]], because[j])
+                )
             else:
-                category = model.slugs[cols[int(best_any[k])]]
-                ranked.append(Ranked(article_id, value, "related", category))
+                ranked.append(Ranked(article_id, value, inside_reason, names[best_followed[k]]))
         return ranked
 
     def _history_part(
