@@ -11,6 +11,11 @@ from scipy import sparse
 
 from recommender.model import CorpusModel
 
+# How much of the profile's pull along its categories' centroids closeness leaves out: most,
+# so a topic inside a category stands out from the category's usual wording; not all, so a
+# reader who reads a whole category still leans a little toward it.
+CATEGORY_DISCOUNT = 0.75
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -19,6 +24,9 @@ class Reading:
     rows: NDArray[np.intp]
     weights: NDArray[np.float32]
     unit: NDArray[np.float32] | None  # the weighted sum of their vectors, L2-normalised
+    # CATEGORY_DISCOUNT × the profile's component along each read category's centroid (0 for
+    # the others): what any article of those categories shares with it, out of ``closeness``.
+    along: NDArray[np.float32] | None = None
 
     @property
     def mass(self) -> float:
@@ -34,12 +42,18 @@ class Reading:
     def closeness(
         self, model: CorpusModel, rows: NDArray[np.intp] | None = None, start: int = 0
     ) -> NDArray[np.float64]:
-        """Cosine to the profile of these articles (None: every row from ``start`` on)."""
+        """How close these articles (None: every row from ``start`` on) are to what the reads
+        share beyond their categories: the cosine to the profile, less (most of) the part any
+        article of the read categories gets through the categories' centroids. That is what makes
+        reading move a topic, not a category (and not the wording all its articles share)."""
         count = model.size - start if rows is None else rows.size
         if self.unit is None:
             return np.zeros(count)
         vectors = _tail(model.vectors, start) if rows is None else model.vectors[rows]
         result: NDArray[np.float64] = np.asarray(vectors @ self.unit, dtype=np.float64)
+        if self.along is not None:
+            sims = model.sims[start:] if rows is None else model.sims[rows]
+            result -= sims @ self.along
         return result
 
     def nearest(self, model: CorpusModel, rows: Sequence[int]) -> list[str]:
@@ -79,9 +93,14 @@ def reading_of(
         return None
     found = np.array(rows, dtype=np.intp)
     weight = np.array(weights, dtype=np.float32)
-    unit = None
-    if model.vectors.shape[1]:
-        profile = np.asarray(model.vectors[found].T @ weight, dtype=np.float32).ravel()
-        norm = float(np.linalg.norm(profile))
-        unit = profile / norm if norm > 0.0 else None
-    return Reading(found, weight, unit)
+    if not model.vectors.shape[1]:
+        return Reading(found, weight, None)
+    profile = np.asarray(model.vectors[found].T @ weight, dtype=np.float32).ravel()
+    norm = float(np.linalg.norm(profile))
+    if norm == 0.0:
+        return Reading(found, weight, None)
+    # unit · centroid_c = Σ w_r (v_r · centroid_c) / |profile|, and v_r · centroid_c = sims[r, c].
+    read_categories = model.members[found].any(axis=0)
+    along = CATEGORY_DISCOUNT * (weight @ model.sims[found]) / norm
+    along = np.where(read_categories, along, 0.0).astype(np.float32)
+    return Reading(found, weight, profile / norm, along)

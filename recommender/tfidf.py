@@ -193,7 +193,9 @@ class TfidfRanker:
         if reference <= typical:
             return result
         lift = np.maximum(closeness - typical, 0.0) / (reference - typical)
-        result[start:] = weight * np.tanh(lift) * slow_decay[start:]
+        # Squared before saturating: the pull falls away fast below the reference, so the
+        # articles on the reader's topic stand out from those merely near it.
+        result[start:] = weight * np.tanh(lift * lift) * slow_decay[start:]
         return result
 
     def _merge(
