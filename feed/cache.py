@@ -240,8 +240,18 @@ def store(
     )
 
 
-def acquire_build(r: redis.Redis, user_id: str) -> str | None:
-    return locks.acquire(r, LOCK_KEY % user_id, BUILD_LOCK_MS)
+def acquire_build(
+    r: redis.Redis, user_id: str, count: int
+) -> tuple[str | None, Header | None, list[Entry]]:
+    """Try the build lock, and read the current list as it is once the lock is taken (one
+    round trip): the lock's token (None: someone else holds it), the list's header and first
+    ``count`` entries."""
+    token = locks.new_token()
+    pipe = r.pipeline(transaction=False)
+    pipe.set(LOCK_KEY % user_id, token, nx=True, px=BUILD_LOCK_MS)
+    pipe.lrange(FEED_KEY % user_id, 0, count)
+    won, raw = pipe.execute()
+    return (token if won else None), *split_first_page(raw)
 
 
 def release_build(r: redis.Redis, user_id: str, token: str) -> None:
@@ -278,11 +288,6 @@ def wait_for_build(
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
     return None
-
-
-def read_current(r: redis.Redis, user_id: str, count: int) -> tuple[Header | None, list[Entry]]:
-    """The current list's header and first ``count`` entries (None and [] when there is none)."""
-    return split_first_page(r.lrange(FEED_KEY % user_id, 0, count))
 
 
 def is_build_for(header: Header | None, wanted: Inputs, replacing: str | None) -> bool:

@@ -15,9 +15,13 @@ return 0
 """
 
 
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
 def acquire(r: redis.Redis, key: str, ttl_ms: int) -> str | None:
     """The token that releases the lock, or None when someone else holds it."""
-    token = uuid.uuid4().hex
+    token = new_token()
     return token if r.set(key, token, nx=True, px=ttl_ms) else None
 
 

@@ -189,12 +189,11 @@ class FeedService:
         replacing = previous.build_id if previous else None
         deadline = time.monotonic() + BUILD_WAIT_SECONDS
         while True:
-            token = cache.acquire_build(self._redis, user_id)
+            token, current, entries = cache.acquire_build(self._redis, user_id, count)
             if token is not None:
                 # Another request may have built and released between our read and our lock:
                 # its list is either the one we want, or the one our build now replaces (the
                 # list read before the lock must not be retired in place of it).
-                current, entries = cache.read_current(self._redis, user_id, count)
                 if current is not None and cache.is_build_for(current, wanted, replacing):
                     cache.release_build(self._redis, user_id, token)
                     return current, entries, True, True

@@ -239,7 +239,7 @@ def test_a_reader_does_not_wait_out_a_build_lock_released_without_its_feed(
     demo_corpus(client, tokens.admin(), 100)
     headers = tokens.user(USER)
     assert client.put(f"{FOLLOWS_PATH}/tech", headers=headers).status_code == 200
-    token = cache.acquire_build(services.redis, USER)  # another request's build, in progress
+    token, _, _ = cache.acquire_build(services.redis, USER, 0)  # another request's build
     assert token is not None
     done: list[float] = []
 
