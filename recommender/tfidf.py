@@ -121,14 +121,15 @@ class TfidfRanker:
         eligible = followed if pool.allowed is None else followed & pool.allowed
         follow_part = (similarity + self.follow_weight * followed) * decay
         slow_decay = np.exp2(-age_hours / (self.half_life_hours * HISTORY_STRETCH))
-        history_part = self._history_part(
+        history_part, start = self._history_part(
             model, pool, reading, eligible, follow_part, slow_decay, request.size
         )
         score = follow_part + history_part
         outside: NDArray[np.bool_] = ~followed & (similarity >= self.related_min_similarity)
         if pool.allowed is not None:
             outside &= pool.allowed
-        inside_rows = top_rows(score, eligible, request.size)
+        # No row before ``start`` can reach the feed (see _history_part).
+        inside_rows = [start + j for j in top_rows(score[start:], eligible[start:], request.size)]
         # Enough related candidates for their share, or to fill in when followed ones run out.
         wanted_outside = max(
             math.ceil(request.size * self.max_outside_share), request.size - len(inside_rows)
@@ -169,11 +170,12 @@ class TfidfRanker:
         follow_part: NDArray[np.float64],
         slow_decay: NDArray[np.float64],
         size: int,
-    ) -> NDArray[np.float64]:
-        """Each pooled article's pull from the reading history (zeros without one)."""
+    ) -> tuple[NDArray[np.float64], int]:
+        """Each pooled article's pull from the reading history (zeros without one), and the
+        first row that can reach the feed's ``size`` best: none before it can, even pulled."""
         result = np.zeros(follow_part.size)
         if reading is None or reading.unit is None:
-            return result
+            return result, 0
         weight = self.history_weight * (1.0 - 2.0 ** (-reading.mass / self.history_reads))
         # Only rows from the first one that could reach the feed with the full pull are scored:
         # rows are in publication order, so this skips the old tail of a large corpus.
@@ -184,19 +186,19 @@ class TfidfRanker:
         closeness = reading.closeness(model, pool.rows, start)
         candidates = closeness[eligible[start:]]
         if candidates.size == 0:
-            return result
+            return result, start
         # Scaled on the candidates that can be shown: 0 at their median, 1 at the reference.
         top = candidates.size - min(REFERENCE_RANK, math.ceil(candidates.size * REFERENCE_SHARE))
         middle = (candidates.size - 1) // 2  # the median, or the lower of two middles
         ordered = np.partition(candidates, (middle, top))
         reference, typical = float(ordered[top]), float(ordered[middle])
         if reference <= typical:
-            return result
+            return result, start
         lift = np.maximum(closeness - typical, 0.0) / (reference - typical)
         # Squared before saturating: the pull falls away fast below the reference, so the
         # articles on the reader's topic stand out from those merely near it.
         result[start:] = weight * np.tanh(lift * lift) * slow_decay[start:]
-        return result
+        return result, start
 
     def _merge(
         self, score: NDArray[np.float64], inside: list[int], outside: list[int], size: int
