@@ -97,7 +97,13 @@ class TfidfRanker:
         if model.size == 0 or request.size <= 0:
             return []
         pool = _Pool.of(model, request)
-        age_hours = np.maximum(request.now - pool.take(model.published), 0.0) / 3600.0
+        published = pool.take(model.published)
+        # Ages count from the newest article when it is older than now: an archive (or a feed
+        # that stopped publishing) still ranks by relative freshness, where years of decay
+        # would underflow every score to a tie, and the follow and reading parts keep their
+        # balance. A live corpus has an article from minutes ago: ages are then from now.
+        anchor = min(request.now, float(published.max()))
+        age_hours = np.maximum(anchor - published, 0.0) / 3600.0
         decay = np.exp2(-age_hours / self.half_life_hours)
         reading = reading_of(model, request.history, request.now, self.history_half_life_hours)
         cols = model.category_index(request.followed)

@@ -176,15 +176,29 @@ def test_without_history_the_feed_is_the_follow_ranking():
     for history in ((), clicks("not-in-the-model")):
         ranked = ranker.rank(model, RankRequest(("world",), NOW, 60, history=history))
         col = model.slugs.index("world")
+        newest = model.published.max()  # ages count from it, as it is older than now
         norm = float(np.sqrt(model.gram[col, col]))
         expected = {
             str(model.ids[i]): (model.sims[i, col] / norm + ranker.follow_weight)
-            * 0.5 ** ((NOW - model.published[i]) / 3600 / ranker.half_life_hours)
+            * 0.5 ** ((newest - model.published[i]) / 3600 / ranker.half_life_hours)
             for i in range(model.size)
             if model.members[i, col]
         }
         assert [r.id for r in ranked] == sorted(expected, key=lambda i: -expected[i])
         assert [r.score for r in ranked] == pytest.approx([expected[r.id] for r in ranked])
+
+
+def test_an_archive_ranks_as_if_it_were_new():
+    """Years-old articles keep their relative freshness instead of decaying to tied zeros."""
+    model = news_model()
+    years = 5 * 365 * 24 * HOUR
+    read = clicks("ua0", "ua1")
+    request = RankRequest(("politics", "world"), NOW, 40, frozenset(dict(read)), read)
+    live = TfidfRanker().rank(model, request)
+    model.published = model.published - years
+    archive = TfidfRanker().rank(model, request)
+    assert [r.id for r in archive] == [r.id for r in live]
+    assert len({r.score for r in archive}) == len(archive)
 
 
 # -- every followed category keeps a place ------------------------------------------------
