@@ -110,8 +110,13 @@ class FloorRun:
     fewest: int
 
 
-def _page(ranker: Ranker, model: CorpusModel, request: RankRequest) -> list[Ranked]:
-    return ranker.rank(model, request)
+def _page_after_reading(
+    ranker: Ranker, model: CorpusModel, followed: tuple[str, ...], wanted: frozenset[str], n: int
+) -> list[Ranked]:
+    """The first page after clicking ``n`` stories of the topic (they leave the feed)."""
+    history = _clicks(ranker, model, followed, wanted, n)
+    read = frozenset(article_id for article_id, _ in history)
+    return ranker.rank(model, RankRequest(followed, NOW, PAGE, read, history))
 
 
 def _category_counts(
@@ -153,13 +158,8 @@ def topic_runs(
     for topic in topics:
         wanted = agnews.topic_ids(stories, topic)
         for followed in [(topic.category,), *_follow_sets(slugs, topic, 2)]:
-            before = _page(ranker, model, RankRequest(followed, NOW, PAGE))
-            history = _clicks(ranker, model, followed, wanted, CLICKS)
-            after = _page(
-                ranker,
-                model,
-                RankRequest(followed, NOW, PAGE, frozenset(a for a, _ in history), history),
-            )
+            before = ranker.rank(model, RankRequest(followed, NOW, PAGE))
+            after = _page_after_reading(ranker, model, followed, wanted, CLICKS)
             counts = _category_counts(after, by_id, followed)
             runs.append(
                 TopicRun(
@@ -183,12 +183,7 @@ def floor_runs(
         for size in range(2, min(MAX_FOLLOWS, len(slugs)) + 1):
             for followed in _follow_sets(slugs, topic, size):
                 wanted = agnews.topic_ids(stories, topic)
-                history = _clicks(ranker, model, followed, wanted, FLOOR_READS)
-                page = _page(
-                    ranker,
-                    model,
-                    RankRequest(followed, NOW, PAGE, frozenset(a for a, _ in history), history),
-                )
+                page = _page_after_reading(ranker, model, followed, wanted, FLOOR_READS)
                 counts = _category_counts(page, by_id, followed)
                 runs.append(FloorRun(followed, topic.name, min(counts.values())))
     return runs

@@ -256,33 +256,29 @@ def titles(r: redis.Redis, ids: Iterable[str]) -> dict[str, str]:
 
 
 def read_many(r: redis.Redis, ids: Sequence[str]) -> list[Article | None]:
-    """Each id's article with its body, None where it is gone; one round trip per chunk."""
-    found: list[Article | None] = []
+    """Each id's article with its body, None where it is gone."""
+    return list(_read(r, ids))
+
+
+def iter_published_since(r: redis.Redis, since: float) -> Iterator[Article]:
+    """Every stored article published at or after ``since`` (epoch), with its body."""
+    ids = [i.decode() for i in r.zrangebyscore(TIMELINE_KEY, since, "+inf")]
+    # None: deleted between the two reads.
+    return (article for article in _read(r, ids) if article is not None)
+
+
+def _read(r: redis.Redis, ids: Sequence[str]) -> Iterator[Article | None]:
+    """Articles with their bodies, one round trip per READ_CHUNK ids."""
     for start in range(0, len(ids), READ_CHUNK):
         chunk = ids[start : start + READ_CHUNK]
         pipe = r.pipeline(transaction=False)
         slot_mget(pipe, [CARD_KEY % i for i in chunk])
         slot_mget(pipe, [BODY_KEY % i for i in chunk])
         cards, bodies = pipe.execute()
-        found += [
-            None if raw is None else Article.from_card(json.loads(raw), (body or b"").decode())
-            for raw, body in zip(cards, bodies, strict=True)
-        ]
-    return found
-
-
-def iter_published_since(r: redis.Redis, since: float) -> Iterator[Article]:
-    """Every stored article published at or after ``since`` (epoch), with its body."""
-    ids = [i.decode() for i in r.zrangebyscore(TIMELINE_KEY, since, "+inf")]
-    for start in range(0, len(ids), READ_CHUNK):
-        chunk = ids[start : start + READ_CHUNK]
-        pipe = r.pipeline(transaction=False)
-        slot_mget(pipe, [CARD_KEY % i for i in chunk])
-        slot_mget(pipe, [BODY_KEY % i for i in chunk])
-        raw_cards, bodies = pipe.execute()
-        for raw, body in zip(raw_cards, bodies, strict=True):
-            if raw is not None:  # deleted between the two reads
-                yield Article.from_card(json.loads(raw), (body or b"").decode())
+        for raw, body in zip(cards, bodies, strict=True):
+            yield (
+                None if raw is None else Article.from_card(json.loads(raw), (body or b"").decode())
+            )
 
 
 def queue_deleted_since(pipe: Pipeline, since: float) -> None:
