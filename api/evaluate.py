@@ -9,7 +9,14 @@ from pathlib import Path
 
 import click
 
-from recommender.evaluation import DEFAULT_RANKERS, RANDOM, RANKERS, Metrics, evaluate, make_rankers
+from recommender.evaluation import (
+    DEFAULT_RANKERS,
+    RANDOM,
+    RANKERS,
+    OfflineMetrics,
+    evaluate,
+    make_rankers,
+)
 from recommender.mind import ParseErrors, read_behaviors, read_news
 
 BASELINE = RANDOM
@@ -76,7 +83,7 @@ def evaluate_command(
     )
 
 
-def metrics_table(results: dict[str, Metrics]) -> str:
+def metrics_table(results: dict[str, OfflineMetrics]) -> str:
     """Each ranker's metrics with its lift over the random baseline (which must be there)."""
     baseline = results[BASELINE]
     width = max(len("ranker"), *(len(name) for name in results))

@@ -127,7 +127,7 @@ class ArticleInSchema(StrictSchema):
         )
 
 
-class ItemError:
+class InvalidItem:
     def __init__(self, index: int, item: Any, messages: Any) -> None:
         self.index = index
         self.id = (
@@ -147,7 +147,7 @@ class PerItemList(fields.List):
             try:
                 loaded.append(self.inner.deserialize(item, **kwargs))
             except ValidationError as error:
-                loaded.append(ItemError(index, item, error.messages))
+                loaded.append(InvalidItem(index, item, error.messages))
         return loaded
 
 
@@ -158,11 +158,11 @@ class ArticleBatchSchema(StrictSchema):
 
 
 def split_items(
-    items: list[Any], valid: type[T], reject: Callable[[ItemError], R]
+    items: list[Any], valid: type[T], reject: Callable[[InvalidItem], R]
 ) -> tuple[list[tuple[int, T]], list[R]]:
     """Valid items with their request index, and a rejection for each invalid one."""
     accepted = [(i, item) for i, item in enumerate(items) if isinstance(item, valid)]
-    rejected = [reject(item) for item in items if isinstance(item, ItemError)]
+    rejected = [reject(item) for item in items if isinstance(item, InvalidItem)]
     return accepted, rejected
 
 

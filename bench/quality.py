@@ -46,18 +46,18 @@ GENERATED_FOLLOW_SETS = 4
 
 
 @dataclass(frozen=True)
-class Corpus:
+class TextCorpus:
     name: str
     stories: list[Story]
     topics: tuple[Topic, ...]
 
 
-def ag_news() -> Corpus:
+def ag_news() -> TextCorpus:
     stories = agnews.load(NOW)
-    return Corpus(f"AG News test split ({len(stories)} real stories)", stories, agnews.TOPICS)
+    return TextCorpus(f"AG News test split ({len(stories)} real stories)", stories, agnews.TOPICS)
 
 
-def generated() -> Corpus:
+def generated() -> TextCorpus:
     """The demo generator's corpus over the same 3 days; a story is on a topic when it names
     one of its category's topic phrases at least twice (its subject, not a passing
     mention)."""
@@ -87,7 +87,7 @@ def generated() -> Corpus:
             ("syria", "refugee returns"),
         )
     )
-    return Corpus(f"generated demo corpus ({len(stories)} stories)", stories, topics)
+    return TextCorpus(f"generated demo corpus ({len(stories)} stories)", stories, topics)
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ class Report:
         }
 
 
-def report(corpus: Corpus, ranker_name: str = "tfidf") -> Report:
+def report(corpus: TextCorpus, ranker_name: str = "tfidf") -> Report:
     model = fit([s.doc() for s in corpus.stories])
     ranker = make_ranker(ranker_name)
     return Report(

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench import agnews
 from bench.agnews import Story, Topic
-from recommender.evaluation import DEFAULT_RANKERS, Metrics, evaluate, make_rankers
+from recommender.evaluation import DEFAULT_RANKERS, OfflineMetrics, evaluate, make_rankers
 from recommender.mind import format_time, read_behaviors, read_news
 
 READERS = 150  # at most: fewer when the topics' unused stories run out
@@ -147,7 +147,7 @@ def evaluate_topic_log(
     readers: int = READERS,
     seed: int = 0,
     source: Path | None = None,
-) -> dict[str, Metrics]:
+) -> dict[str, OfflineMetrics]:
     """Write the topic log under ``directory`` and evaluate the named rankers on it, as
     ``newsfeed evaluate`` would (the random baseline seeded with ``seed``)."""
     news_path, behaviors_path = write_topic_log(

@@ -67,7 +67,7 @@ class Fetched:
 
 
 @dataclass(frozen=True)
-class ItemError:
+class FeedItemError:
     index: int
     reason: str  # invalid, too_large, missing_link, missing_title, feed
     message: str
@@ -87,7 +87,7 @@ class Parsed:
     articles: list[Article] = field(default_factory=list)
     # Articles whose date came from the fetch time (missing or future in the feed).
     undated: set[str] = field(default_factory=set)
-    errors: list[ItemError] = field(default_factory=list)
+    errors: list[FeedItemError] = field(default_factory=list)
     entries: int = 0
     bozo: str | None = None  # why the document is malformed, when it is
 
@@ -201,11 +201,13 @@ def parse(
                 fetched_at=fetched_at,
             )
         except _Unusable as error:
-            result.errors.append(ItemError(index, error.reason, error.message, _guid(entry)))
+            result.errors.append(FeedItemError(index, error.reason, error.message, _guid(entry)))
             continue
         except Exception as error:  # a feed we did not foresee must not stop the others
             result.errors.append(
-                ItemError(index, "invalid", f"{type(error).__name__}: {error}"[:500], _guid(entry))
+                FeedItemError(
+                    index, "invalid", f"{type(error).__name__}: {error}"[:500], _guid(entry)
+                )
             )
             continue
         result.articles.append(article)

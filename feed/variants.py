@@ -19,13 +19,13 @@ NO_EXPERIMENT = b'"experiment":null,"variant":null,'
 
 
 @dataclass(frozen=True)
-class Variant:
+class Serving:
     key: str  # "<experiment>:<variant>"; "" for the default ranker
     label: bytes  # the response's "experiment" and "variant" members, as JSON
     assignment: Assignment | None
 
 
-DEFAULT = Variant("", NO_EXPERIMENT, None)
+DEFAULT = Serving("", NO_EXPERIMENT, None)
 
 
 class Variants:
@@ -40,14 +40,14 @@ class Variants:
         self._rankers: dict[str, Ranker] = {"": default}
         self._assignments: dict[str, Assignment] = {}
 
-    def assign(self, raw_running: bytes | None, user_id: str) -> Variant:
+    def assign(self, raw_running: bytes | None, user_id: str) -> Serving:
         running = experiments.parse_running(raw_running)
         assignment = experiments.assign(running, user_id) if running else None
         if assignment is None:
             return DEFAULT
         self._assignments.setdefault(assignment.key, assignment)
         label = json.dumps({"experiment": assignment.experiment, "variant": assignment.variant})
-        return Variant(assignment.key, label[1:-1].encode() + b",", assignment)
+        return Serving(assignment.key, label[1:-1].encode() + b",", assignment)
 
     def ranker(self, key: str) -> Ranker:
         found = self._rankers.get(key)
@@ -59,6 +59,6 @@ class Variants:
             self._rankers[key] = found
         return found
 
-    def exposed(self, variant: Variant, user_id: str) -> None:
+    def exposed(self, variant: Serving, user_id: str) -> None:
         if variant.assignment is not None:
             experiments.record_exposure(self._redis, variant.assignment, user_id)

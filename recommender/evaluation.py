@@ -22,7 +22,7 @@ __all__ = [
     "DEFAULT_RANKERS",
     "RANDOM",
     "RANKERS",
-    "Metrics",
+    "OfflineMetrics",
     "RandomRanker",
     "candidate_scores",
     "evaluate",
@@ -58,7 +58,7 @@ POPULARITY_HALF_LIFE_HOURS = 24.0
 
 
 @dataclass(frozen=True)
-class Metrics:
+class OfflineMetrics:
     """Means over the evaluated impressions; ``skipped`` had only clicked or only skipped news."""
 
     auc: float
@@ -78,10 +78,10 @@ class _Totals:
         self.sums += values
         self.count += 1
 
-    def metrics(self, skipped: int) -> Metrics:
+    def metrics(self, skipped: int) -> OfflineMetrics:
         means = self.sums / self.count if self.count else np.full(4, math.nan)
         auc, mrr, ndcg5, ndcg10 = (float(m) for m in means)
-        return Metrics(auc, mrr, ndcg5, ndcg10, self.count, skipped)
+        return OfflineMetrics(auc, mrr, ndcg5, ndcg10, self.count, skipped)
 
 
 @dataclass
@@ -266,7 +266,7 @@ def evaluate(
     impressions: Iterable[Impression],
     rankers: Mapping[str, Ranker] | None = None,
     progress: Progress | None = None,
-) -> dict[str, Metrics]:
+) -> dict[str, OfflineMetrics]:
     """Per-impression metrics of each ranker (default: make_rankers()), averaged over the
     impressions with both classes.
 

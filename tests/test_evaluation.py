@@ -20,7 +20,7 @@ from recommender.evaluation import (
     DEFAULT_RANKERS,
     HISTORY_SPACING_SECONDS,
     RANKERS,
-    Metrics,
+    OfflineMetrics,
     candidate_scores,
     evaluate,
     make_rankers,
@@ -43,7 +43,7 @@ from recommender.registry import make_ranker
 from tests.mind_sample import MALFORMED_BEHAVIOR_LINES, MALFORMED_NEWS_LINES, write_mind_sample
 
 # ---------------------------------------------------------------------------------------------
-# Metrics
+# OfflineMetrics
 
 
 def test_metrics_match_hand_computed_values() -> None:
@@ -387,7 +387,7 @@ def test_news_missing_from_news_tsv_rank_last_and_tied() -> None:
     # DCG: (1/2)(1/log2 3 + 1/2) against an ideal 1. 2: N1 first, clicked: all metrics 1.
     ndcg = (0.5 * (1 / math.log2(3) + 0.5) + 1) / 2
     for name, metrics in results.items():
-        assert metrics == Metrics(
+        assert metrics == OfflineMetrics(
             pytest.approx(0.625), pytest.approx((5 / 12 + 1) / 2), ndcg, ndcg, 2, 0
         ), name
 
@@ -402,7 +402,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def results(sample: tuple[Path, Path]) -> dict[str, Metrics]:
+def results(sample: tuple[Path, Path]) -> dict[str, OfflineMetrics]:
     news_path, behaviors_path = sample
     return evaluate(read_news(news_path), read_behaviors(behaviors_path))
 
@@ -420,21 +420,21 @@ def test_sample_is_readable_mind_with_its_malformed_lines(sample: tuple[Path, Pa
     assert len(days) == 4
 
 
-def test_random_is_a_fair_baseline(results: dict[str, Metrics]) -> None:
+def test_random_is_a_fair_baseline(results: dict[str, OfflineMetrics]) -> None:
     assert list(results) == list(DEFAULT_RANKERS)
     assert results["random"].auc == pytest.approx(0.5, abs=0.05)
     assert all(m.impressions == 2000 and m.skipped == 0 for m in results.values())
 
 
 @pytest.mark.parametrize("name", ["tfidf", "mmr"])
-def test_content_rankers_beat_random_clearly(results: dict[str, Metrics], name: str) -> None:
+def test_content_rankers_beat_random_clearly(results: dict[str, OfflineMetrics], name: str) -> None:
     ours, baseline = results[name], results["random"]
     assert ours.auc > baseline.auc + 0.1
     assert ours.ndcg10 > baseline.ndcg10 + 0.1
     assert ours.mrr > baseline.mrr and ours.ndcg5 > baseline.ndcg5
 
 
-def test_popular_and_latest_beat_random(results: dict[str, Metrics]) -> None:
+def test_popular_and_latest_beat_random(results: dict[str, OfflineMetrics]) -> None:
     # The sample's clicks favour appealing and fresh news: what these two can learn.
     baseline = results["random"]
     for name in ("popular", "latest"):

@@ -10,7 +10,7 @@ import pytest
 
 from bench import agnews
 from bench.topic_log import NEGATIVES, POSITIVES, evaluate_topic_log, write_topic_log
-from recommender.evaluation import DEFAULT_RANKERS, Metrics
+from recommender.evaluation import DEFAULT_RANKERS, OfflineMetrics
 from recommender.mind import Impression, News, ParseErrors, read_behaviors, read_news
 
 pytestmark = pytest.mark.skipif(agnews.path() is None, reason="AG News is not on this machine")
@@ -22,7 +22,7 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Metrics]:
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, OfflineMetrics]:
     return evaluate_topic_log(tmp_path_factory.mktemp("evaluated"), seed=0)
 
 
@@ -95,12 +95,12 @@ def _random_order_expectation(log: tuple[Path, Path]) -> tuple[float, float, flo
     return float(a), float(b), float(c), float(d)
 
 
-def _row(metrics: Metrics) -> tuple[float, float, float, float]:
+def _row(metrics: OfflineMetrics) -> tuple[float, float, float, float]:
     return metrics.auc, metrics.mrr, metrics.ndcg5, metrics.ndcg10
 
 
 def test_latest_and_popular_can_only_tie(
-    results: dict[str, Metrics], log: tuple[Path, Path]
+    results: dict[str, OfflineMetrics], log: tuple[Path, Path]
 ) -> None:
     # Every candidate is new and uncounted when shown: both rankers see equals, and score the
     # expectation of a random order exactly; the seeded random ranker only comes near it.
@@ -111,7 +111,7 @@ def test_latest_and_popular_can_only_tie(
 
 
 @pytest.mark.parametrize("name", ["tfidf", "mmr"])
-def test_content_rankers_follow_the_topic(results: dict[str, Metrics], name: str) -> None:
+def test_content_rankers_follow_the_topic(results: dict[str, OfflineMetrics], name: str) -> None:
     assert list(results) == list(DEFAULT_RANKERS)
     ours, chance = results[name], results["latest"]
     assert ours.impressions == results["random"].impressions >= 150
