@@ -30,7 +30,7 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/mypy
 
 bench: $(STAMP)  ## measure throughput and latency; prints a report
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m bench
 
 quality: $(STAMP)  ## ranking quality on real news (AG News from ../shared/data): a report
 	$(BIN)/python -m bench.quality
@@ -39,7 +39,7 @@ fuzz: $(STAMP)  ## schemathesis against the OpenAPI document, many more examples
 	NEWSFEED_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/test_fuzz.py -p no:cacheprovider
 
 soak: $(STAMP)  ## a few minutes of mixed traffic with a Redis restart; prints a report
-	$(BIN)/python -m tests.soak
+	$(BIN)/python -m bench.soak
 
 clean:  ## remove the venv and local data
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

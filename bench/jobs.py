@@ -28,7 +28,7 @@ from config import ENV_PREFIX
 from feed import activity, articles, jobs, precompute, subscriptions, versions
 
 if TYPE_CHECKING:
-    from tests.bench import Bench
+    from bench.run import Bench
 
 SECTION = "8. reindex + precompute by `newsfeed worker` (rq SimpleWorker processes)"
 SIZES = {False: (100_000, 10_000), True: (10_000, 1_000)}  # quick -> (articles, active readers)
@@ -38,7 +38,7 @@ TIMEOUT_S = 900.0
 
 
 def reindex_and_precompute(bench: Bench) -> None:
-    from tests.bench import INGEST_BATCH, follow_sets, log, to_article
+    from bench.run import INGEST_BATCH, follow_sets, log, to_article
 
     size, readers = SIZES[bench.profile.quick]
     r = bench.r
@@ -56,9 +56,7 @@ def reindex_and_precompute(bench: Bench) -> None:
 
     label = f"{size // 1000}k articles, {readers // 1000}k readers"
     for count in WORKER_COUNTS:
-        with workers(bench, count, readers) as alive:
-            wait(lambda n=count: alive() == n, f"{count} workers to register")
-            reindex_s, precompute_s, chunks = _one_run(r)
+        reindex_s, precompute_s, chunks = _with_workers(bench, r, count, readers)
         rate = readers / precompute_s
         log(f"{count} worker(s): reindex {reindex_s:.1f}s, precompute {precompute_s:.1f}s")
         name = f"{count} worker{'s' if count > 1 else ''}"
@@ -84,6 +82,15 @@ def reindex_and_precompute(bench: Bench) -> None:
     bench.report.add(
         SECTION, "next first page a cache hit", hits, f"of {SAMPLE}", target=str(SAMPLE)
     )
+
+
+def _with_workers(
+    bench: Bench, r: redis.Redis, count: int, readers: int
+) -> tuple[float, float, int]:
+    """One reindex and its precompute, with ``count`` workers running."""
+    with workers(bench, count, readers) as alive:
+        wait(lambda: alive() == count, f"{count} workers to register")
+        return _one_run(r)
 
 
 def _one_run(r: redis.Redis) -> tuple[float, float, int]:

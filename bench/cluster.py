@@ -17,14 +17,14 @@ from feed.reindex import reindex
 from tests.redis_cluster import LocalCluster
 
 if TYPE_CHECKING:
-    from tests.bench import Bench, LoadResult
+    from bench.run import Bench, LoadResult
 
 SECTION = "7. cached feed: Redis Cluster vs single node (HTTP)"
 TARGET_RATIO = 0.85  # the cluster may cost at most 15% of single-node throughput
 
 
 def cluster_vs_single(bench: Bench) -> None:
-    from tests.bench import (
+    from bench.run import (
         INGEST_BATCH,
         PAGE_LIMIT,
         RUNS_PER_APP,

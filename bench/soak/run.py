@@ -1,4 +1,4 @@
-"""Soak the service with mixed traffic and one Redis restart: ``python -m tests.soak``.
+"""Soak the service with mixed traffic and one Redis restart: ``python -m bench.soak``.
 
 Everything runs against processes this script starts and stops itself: a private
 redis-server (AOF with ``appendfsync always``, so every acknowledged write is on disk) in a
@@ -59,11 +59,7 @@ import redis
 
 from api.tokens import issue_token
 from api.worker import worker_process
-from config import ENV_PREFIX, Settings
-from feed.demo import DEMO_CATEGORIES, generate_articles
-from feed.events import STREAM_KEY, STREAM_MAX_LEN
-from feed.redis_server import RedisServer
-from tests.bench import (
+from bench.run import (
     HOST,
     REPO,
     STARTUP_TIMEOUT_S,
@@ -72,6 +68,10 @@ from tests.bench import (
     free_port,
     percentile,
 )
+from config import ENV_PREFIX, Settings
+from feed.demo import DEMO_CATEGORIES, generate_articles
+from feed.events import STREAM_KEY, STREAM_MAX_LEN
+from feed.redis_server import RedisServer
 
 DEFAULT_OUTPUT = REPO / "var" / "soak.json"
 
@@ -1286,7 +1286,7 @@ def run(options: Options) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.soak", description=(__doc__ or "").split("\n")[0]
+        prog="python -m bench.soak", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--minutes", type=float, default=3.0, help="length of the load (3)")
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second (200)")

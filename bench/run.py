@@ -1,18 +1,18 @@
-"""Measure the service on this machine and print a report: ``python -m tests.bench [--quick]``.
+"""Measure the service on this machine and print a report: ``python -m bench [--quick]``.
 
 Everything runs against processes this script starts and stops itself: a private
 redis-server (no persistence) in a temporary directory and gunicorn servers on free ports,
 with the service's own gunicorn config. Four things are measured:
 
 1. cached-feed throughput and latency under 32 connections, next to a "floor" (a bare Flask
-   endpoint answering one Redis GET of a same-size body, ``tests/bench_floor.py``) on the
+   endpoint answering one Redis GET of a same-size body, ``bench/floor.py``) on the
    same gunicorn settings, alternating floor and feed runs;
 2. cold-feed build time in-process through the real FeedService, and the bare ranker;
 3. ingest rate through ``POST /v1/articles`` and through ``feed.articles.upsert``;
 4. reindex time, split into read / fit / store;
-8. a reindex and the precompute after it, by `newsfeed worker` processes (``bench_jobs.py``);
+8. a reindex and the precompute after it, by `newsfeed worker` processes (``bench/jobs.py``);
 9. breaking news: publish-to-visible with no refit, and a cold build with a reading history
-   (``bench_breaking.py``).
+   (``bench/breaking.py``).
 
 The report is printed as a table and written as JSON to ``var/bench.json``. The load
 generator is ``wrk`` when it is on PATH, else a Python one (32 threads in a separate process).
@@ -51,6 +51,9 @@ import redis
 from api import create_app
 from api.extensions import EXTENSION, Services
 from api.tokens import issue_token
+from bench.breaking import breaking_news
+from bench.cluster import cluster_vs_single
+from bench.jobs import reindex_and_precompute
 from config import ENV_PREFIX, Settings
 from feed import articles, categories, subscriptions
 from feed.articles import Article
@@ -60,14 +63,11 @@ from feed.redis_server import RedisServer
 from feed.reindex import ReindexResult, reindex
 from recommender.ranker import RankRequest
 from recommender.tfidf import TfidfRanker
-from tests.bench_breaking import breaking_news
-from tests.bench_cluster import cluster_vs_single
-from tests.bench_jobs import reindex_and_precompute
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO / "var" / "bench.json"
 HOST = "127.0.0.1"
-# Where tests/bench_floor.py reads its body (not imported: it needs NEWSFEED_REDIS_URL set).
+# Where bench/floor.py reads its body (not imported: it needs NEWSFEED_REDIS_URL set).
 FLOOR_KEY = "bench:floor:body"
 
 # Load shape: the same gunicorn settings for the feed and the floor.
@@ -502,7 +502,7 @@ def run_python_load(
     spec = script_dir / f"load-{port}.json"
     spec.write_text(json.dumps({"port": port, "targets": list(targets), "seconds": seconds}))
     done = subprocess.run(
-        [sys.executable, "-m", "tests.bench", "--loadgen-worker", str(spec)],
+        [sys.executable, "-m", "bench", "--loadgen-worker", str(spec)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -769,7 +769,7 @@ class Bench:
         r = self.fresh_db()
         env = self.service_env(self.server.url)
         feed = Gunicorn("feed", "wsgi:app", env, self.tmp)
-        floor = Gunicorn("floor", "tests.bench_floor:app", env, self.tmp)
+        floor = Gunicorn("floor", "bench.floor:app", env, self.tmp)
         # A reference: the same service without rate limits, to show what limiting costs.
         unlimited = Gunicorn(
             UNLIMITED, "wsgi:app", {**env, ENV_PREFIX + "RATE_LIMIT_ENABLED": "false"}, self.tmp
@@ -1236,7 +1236,7 @@ def _write(report: Report, output: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.bench", description=(__doc__ or "").split("\n")[0]
+        prog="python -m bench", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="5 s runs, 10k corpus only")
     parser.add_argument(

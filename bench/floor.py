@@ -3,7 +3,7 @@
 ``GET /floor`` answers one Redis GET of a stored body (the bench stores a real feed page
 there), so the cached feed's throughput can be compared with the cost of Flask, gunicorn and
 one Redis round trip alone. Served as ``gunicorn --config python:config.gunicorn
-tests.bench_floor:app``; reads ``NEWSFEED_REDIS_URL`` like the service does.
+bench.floor:app``; reads ``NEWSFEED_REDIS_URL`` like the service does.
 """
 
 from __future__ import annotations

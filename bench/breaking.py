@@ -11,7 +11,7 @@ On the corpus section 3 left in Redis (and its model), against a gunicorn server
   get their first page: built in-process through the real FeedService (the build alone), and
   over HTTP for other readers (the build plus HTTP).
 
-Alone: ``python -m tests.bench_breaking [--quick]`` (its own Redis, corpus and model).
+Alone: ``python -m bench.breaking [--quick]`` (its own Redis, corpus and model).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from feed.redis_server import RedisServer
 from recommender.ranker import RankRequest
 
 if TYPE_CHECKING:
-    from tests.bench import Bench
+    from bench.run import Bench
 
 SECTION = "9. breaking news: publish to visible with no refit (HTTP), cold build with history"
 SAMPLES = {False: 40, True: 20}  # articles published one by one, per corpus size
@@ -57,7 +57,7 @@ POLL_PAUSE_S = 0.005  # between reads of a page that does not list the story yet
 
 def breaking_news(bench: Bench, size: int) -> None:
     """Both measurements on the corpus in Redis now (``size`` articles, fitted)."""
-    from tests.bench import Gunicorn, http_get
+    from bench.run import Gunicorn, http_get
 
     server = Gunicorn(
         f"breaking-{size // 1000}k", "wsgi:app", bench.service_env(bench.server.url), bench.tmp
@@ -74,7 +74,7 @@ def breaking_news(bench: Bench, size: int) -> None:
 
 
 def _publish_to_visible(bench: Bench, port: int, size: int) -> tuple[list[float], list[int]]:
-    from tests.bench import PAGE_LIMIT, follow_sets, http_post, log
+    from bench.run import PAGE_LIMIT, follow_sets, http_post, log
 
     settings = bench.settings()
     admin = f"Bearer {issue_token(settings, 'bench-admin', admin=True)}"
@@ -139,7 +139,7 @@ class HistoryBuilds:
 
 
 def _cold_with_history(bench: Bench, port: int, size: int) -> HistoryBuilds:
-    from tests.bench import PAGE_LIMIT, TfidfRanker, follow_sets, http_post, log
+    from bench.run import PAGE_LIMIT, TfidfRanker, follow_sets, http_post, log
 
     r = bench.r
     settings = bench.settings()
@@ -233,7 +233,7 @@ def _page(port: int, path: str, headers: dict[str, str], header: str = "") -> An
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
-    from tests.bench import percentile
+    from bench.run import percentile
 
     return percentile(values, q)
 
@@ -307,7 +307,7 @@ def _report(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """This section alone, on a corpus of each size loaded in-process and fitted."""
-    from tests.bench import (
+    from bench.run import (
         INGEST_BATCH,
         PROFILES,
         Bench,
@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         to_article,
     )
 
-    parser = argparse.ArgumentParser(prog="python -m tests.bench_breaking")
+    parser = argparse.ArgumentParser(prog="python -m bench.breaking")
     parser.add_argument("--quick", action="store_true", help="10k corpus only, fewer samples")
     args = parser.parse_args(argv)
     profile = PROFILES[args.quick]

@@ -1,0 +1,1 @@
+"""The soak: mixed traffic through one Redis restart (``python -m bench.soak``)."""
