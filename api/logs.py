@@ -1,40 +1,18 @@
-"""Request ids, and log lines on stdout (JSON by default) that carry the request they belong to."""
+"""Request ids: taken from the client when sane, returned on every response, stamped on logs."""
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
-from flask import Flask, Response, g, has_request_context, request
-from pythonjsonlogger.json import JsonFormatter
+from flask import Flask, Response, g, request
+
+from config.logs import current_request_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An id from a client or a proxy (a uuid, a trace id) is kept when it is short and plain:
 # anything else could forge fields in text logs or bloat every line, so it is replaced.
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")
-LOG_FORMATS = ("json", "text")
-
-# Gunicorn's access line as a message (and the whole line in text format); the response
-# header carries the id because the access log is written after the app's context is gone.
-ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s" %({x-request-id}o)s'
-# JSON fields of an access line -> gunicorn's access log atoms.
-ACCESS_FIELDS = {
-    "remote_addr": "h",
-    "method": "m",
-    "path": "U",
-    "query": "q",
-    "status": "s",
-    "bytes": "B",
-    "duration_ms": "M",
-    "user_agent": "a",
-    "request_id": "{x-request-id}o",
-}
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-JSON_FIELDS = "{levelname}{name}{message}{request_id}"
-JSON_RENAMES = {"levelname": "level", "name": "logger"}
 
 
 def request_id() -> str:
@@ -44,6 +22,8 @@ def request_id() -> str:
         sent = request.headers.get(REQUEST_ID_HEADER, "")
         found = sent if REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         g.request_id = found
+        # Log lines of this thread carry it until the request ends (config.logs).
+        current_request_id.set(found)
     return found
 
 
@@ -60,70 +40,7 @@ def init_request_ids(app: Flask) -> None:
         response.headers[REQUEST_ID_HEADER] = request_id()
         return response
 
-
-class RequestIdFilter(logging.Filter):
-    """Stamps every record logged while a request is handled with that request's id."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if has_request_context():
-            record.request_id = request_id()
-        return True
-
-
-def json_formatter() -> JsonFormatter:
-    return JsonFormatter(JSON_FIELDS, style="{", rename_fields=JSON_RENAMES, timestamp="time")
-
-
-class AccessJsonFormatter(JsonFormatter):
-    """Gunicorn's access line with its parts as fields, the request id among them."""
-
-    def add_fields(
-        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
-    ) -> None:
-        super().add_fields(log_data, record, message_dict)
-        atoms = record.args
-        if isinstance(atoms, Mapping):
-            log_data.update({name: atoms[atom] for name, atom in ACCESS_FIELDS.items()})
-            if str(log_data["status"]).isdigit():
-                log_data["status"] = int(log_data["status"])
-
-
-def access_json_formatter() -> AccessJsonFormatter:
-    return AccessJsonFormatter(
-        "{levelname}{name}{message}", style="{", rename_fields=JSON_RENAMES, timestamp="time"
-    )
-
-
-def logging_config(log_format: str, level: str) -> dict[str, Any]:
-    """The dictConfig for gunicorn's master and workers: everything to stdout, one format."""
-    if log_format not in LOG_FORMATS:
-        raise ValueError(f"NEWSFEED_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
-    json_format = log_format == "json"
-    stdout = {"class": "logging.StreamHandler", "stream": "ext://sys.stdout"}
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": RequestIdFilter}},
-        "formatters": {
-            "app": (
-                {"()": json_formatter}
-                if json_format
-                else {"()": logging.Formatter, "fmt": TEXT_FORMAT, "defaults": {"request_id": "-"}}
-            ),
-            "access": (
-                {"()": access_json_formatter}
-                if json_format
-                else {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
-            ),
-        },
-        "handlers": {
-            "app": {**stdout, "formatter": "app", "filters": ["request_id"]},
-            "access": {**stdout, "formatter": "access"},
-        },
-        "root": {"level": level.upper(), "handlers": ["app"]},
-        "loggers": {
-            # The error log (startup, worker exits, tracebacks) goes through root's handler.
-            "gunicorn.error": {"level": level.upper(), "handlers": [], "propagate": True},
-            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
-        },
-    }
+    @app.teardown_request
+    def forget_request_id(_error: BaseException | None) -> None:
+        # The thread serves other requests next: its log lines must not carry this id.
+        current_request_id.set(None)

@@ -212,6 +212,6 @@ def _settings() -> Settings:
 
 
 def _logging_config(settings: Settings) -> dict[str, object]:
-    from api.logs import logging_config
+    from config.logs import logging_config
 
     return logging_config(settings.log_format, settings.log_level)

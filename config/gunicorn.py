@@ -8,8 +8,8 @@ import shutil
 import tempfile
 from typing import Any
 
-from api.logs import ACCESS_LOG_FORMAT, logging_config
 from config import Settings
+from config.logs import ACCESS_LOG_FORMAT, logging_config
 
 _settings = Settings.from_env()
 

@@ -13,7 +13,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api.logs import RequestIdFilter, json_formatter, logging_config
+from config.logs import RequestIdFilter, json_formatter, logging_config
 from feed.redis_server import RedisServer
 from tests.conftest import Tokens
 from tests.live import serve
