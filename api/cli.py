@@ -22,14 +22,14 @@ from api.schemas import ArticleInSchema
 from api.tokens import issue_token
 from api.worker import jobs_command, worker_command, worker_process
 from config import ENV_PREFIX, Settings
-from feed import articles, categories, model_store
+from feed import articles, categories
 from feed.articles import Rejection
 from feed.connection import open_redis
 from feed.exceptions import InvalidId
 from feed.ingest import MAX_BATCH
 from feed.migrate import upgrade
 from feed.redis_server import RedisServer
-from feed.reindex import reindex
+from feed.reindex import fit_under_lock
 
 REDIS_URL_FILE = "redis.url"  # under data_dir while an embedded Redis runs, for other commands
 SECRET_FILE = "jwt-secret"  # under data_dir: the development signing secret
@@ -159,14 +159,14 @@ def _batches(lines: Any) -> Iterator[tuple[list[tuple[int, Any]], list[Rejection
 
 
 def _reindex(client: redis.Redis, settings: Settings) -> None:
-    with model_store.reindex_lock(client) as won:
-        if not won:
-            click.echo("another process is fitting a model; the service refits after it")
-            return
-        result = reindex(client, live_window_days=settings.live_window_days)
+    outcome = fit_under_lock(client, live_window_days=settings.live_window_days)
+    if outcome.result is None:
+        click.echo("another process is fitting a model; the service refits after it")
+        return
+    meta = outcome.result.meta
     click.echo(
-        f"model {result.meta.version}: {result.meta.articles} articles, "
-        f"fitted in {result.fit_seconds:.2f}s"
+        f"model {meta.version}: {meta.articles} articles, "
+        f"fitted in {outcome.result.fit_seconds:.2f}s"
     )
 
 

@@ -19,10 +19,10 @@ from rq import Queue, Retry, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from feed import locks, model_store, precompute, sources, versions
+from feed import model_store, precompute, sources, versions
 from feed.connection import is_cluster, open_redis
 from feed.periodic import Periodic
-from feed.reindex import reindex
+from feed.reindex import fit_under_lock
 from feed.rss import FetchOptions
 from feed.service import FeedService
 
@@ -54,7 +54,6 @@ RESULT_TTL_SECONDS = 3600  # a finished job and its result stay readable this lo
 REINDEX_TIMEOUT_SECONDS = COVERED_TTL_SECONDS + 20 * 60
 PRECOMPUTE_TIMEOUT_SECONDS = 10 * 60
 POLL_TIMEOUT_SECONDS = 30 * 60  # every due source, one after another, each under its timeout
-LOCK_POLL_SECONDS = 0.2  # how often a reindex waiting for the lock looks again
 
 # Sets the pending flag unless a started fit already read this corpus version (ARGV[1]) or
 # a requested one has not started yet: then the request is moot (0).
@@ -269,39 +268,31 @@ def run_reindex(
 ) -> ReindexOutcome:
     """Fit under the reindex lock, waiting for another fit to finish first (up to
     ``wait_seconds``): this job may have been requested by a write that fit did not see."""
-    token = _wait_for_lock(r, wait_seconds)
-    try:
+    corpus = 0
+
+    def wanted() -> bool:
+        nonlocal corpus
         # Only now: until here, writes find the flag set and count on this job.
         queue_redis.delete(REINDEX_PENDING_KEY)
         corpus = versions.read(r).corpus
         queue_redis.set(REINDEX_COVERED_KEY, corpus, ex=COVERED_TTL_SECONDS)
         published = model_store.current_meta(r)
-        if not force and published is not None and published.corpus_version >= corpus:
-            return ReindexOutcome(None, corpus)
-        started = time.perf_counter()
-        result = reindex(r, live_window_days=live_window_days)
-    finally:
-        try:
-            locks.release(r, model_store.REINDEX_LOCK_KEY, token)
-        except redis.RedisError as exc:
-            log.warning("reindex lock not released (%s); it lapses with its TTL", exc)
+        return force or published is None or published.corpus_version < corpus
+
+    outcome = fit_under_lock(
+        r, live_window_days=live_window_days, wait_seconds=wait_seconds, wanted=wanted
+    )
+    if not outcome.won:
+        raise ReindexBusy(f"another fit held the reindex lock for {wait_seconds:.0f}s")
+    result = outcome.result
+    if result is None:
+        return ReindexOutcome(None, corpus)
     return ReindexOutcome(
         result.meta.version,
         result.meta.corpus_version,
         result.meta.articles,
-        time.perf_counter() - started,
+        result.read_seconds + result.fit_seconds + result.store_seconds,
     )
-
-
-def _wait_for_lock(r: redis.Redis, wait_seconds: float) -> str:
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        token = locks.acquire(r, model_store.REINDEX_LOCK_KEY, model_store.REINDEX_LOCK_TTL_MS)
-        if token is not None:
-            return token
-        if time.monotonic() >= deadline:
-            raise ReindexBusy(f"another fit held the reindex lock for {wait_seconds:.0f}s")
-        time.sleep(LOCK_POLL_SECONDS)
 
 
 # -- status (`newsfeed jobs`, metrics)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import redis
 
-from feed import breaking, locks, model_store, versions
+from feed import breaking, model_store, versions
 from feed.exceptions import ServiceUnavailable
 from feed.model_store import ModelMeta
-from feed.reindex import reindex
+from feed.reindex import fit_under_lock, release_lock
 from recommender.model import CorpusModel
 
 log = logging.getLogger(__name__)
@@ -204,35 +204,24 @@ class ModelKeeper:
 
     def refit(self) -> bool:
         """Fit and publish a model unless another process is already doing it."""
-        token = locks.acquire(
-            self._redis, model_store.REINDEX_LOCK_KEY, model_store.REINDEX_LOCK_TTL_MS
+        outcome = fit_under_lock(
+            self._redis, live_window_days=self._window, unreleased=self._keep_unreleased
         )
-        if token is None:
-            return False
+        if outcome.result is not None:
+            self._loaded = LoadedModel.fitted(outcome.result.meta, outcome.result.model)
+        return outcome.won
+
+    def _keep_unreleased(self, token: str) -> None:
         self._unreleased_lock = token
-        try:
-            result = reindex(self._redis, live_window_days=self._window)
-            self._loaded = LoadedModel.fitted(result.meta, result.model)
-            return True
-        finally:
-            self._release_reindex_lock()
 
     def _release_reindex_lock(self) -> None:
-        """Release the reindex lock this process still holds, if Redis answers.
-
-        When Redis stops during a fit, the lock is persisted with the rest of the data and
-        would block every host's fits for its whole TTL after Redis is back. The token is kept
-        until a release succeeds; the lock only lapses by TTL if this process dies too.
-        """
+        """Release the reindex lock a fit of this process could not release (Redis went away
+        during it), now that Redis may answer again; the lock only lapses by its TTL if this
+        process dies too. Each round tries until a release succeeds."""
         token = self._unreleased_lock
-        if token is None:
-            return
-        try:
-            locks.release(self._redis, model_store.REINDEX_LOCK_KEY, token)
-        except redis.RedisError as exc:
-            log.warning("reindex lock not released (%s); retrying on the next round", exc)
-            return
         self._unreleased_lock = None
+        if token is not None:
+            release_lock(self._redis, token, self._keep_unreleased)
 
     def _load(self, version: int) -> LoadedModel | None:
         found = model_store.load(self._redis, version)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import redis
 
-from feed import locks, versions
+from feed import versions
 
 SEQ_KEY = "nf:model:seq"
 ARTIFACT_KEY = "nf:model:{%d}"  # bytes of recommender.model.CorpusModel
@@ -74,8 +73,3 @@ def current_meta(r: redis.Redis) -> ModelMeta | None:
         return None
     raw = r.get(META_KEY % int(version))
     return ModelMeta(**json.loads(raw)) if raw else None
-
-
-def reindex_lock(r: redis.Redis) -> AbstractContextManager[bool]:
-    """Whether this caller won the right to fit: at most one fit runs across all hosts."""
-    return locks.held(r, REINDEX_LOCK_KEY, REINDEX_LOCK_TTL_MS)

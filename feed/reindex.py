@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
 
-from feed import articles, model_store, versions
+from feed import articles, locks, model_store, versions
 from feed.model_store import ModelMeta
 from recommender.model import CorpusModel, Doc, fit
 
@@ -16,6 +17,8 @@ log = logging.getLogger(__name__)
 
 # Deletions older than this cannot matter to any model still being served.
 DELETED_RETENTION_SECONDS = 24 * 3600
+# How often a fit waiting for the reindex lock looks again.
+LOCK_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -63,3 +66,60 @@ def reindex(r: redis.Redis, *, live_window_days: float, now: float | None = None
         t3 - t0,
     )
     return ReindexResult(meta, model, t1 - t0, t2 - t1, t3 - t2)
+
+
+@dataclass(frozen=True)
+class LockedFit:
+    won: bool  # whether this caller took the reindex lock (False: another fit holds it)
+    result: ReindexResult | None  # None: nothing fitted (lock busy, or not ``wanted`` any more)
+
+
+def fit_under_lock(
+    r: redis.Redis,
+    *,
+    live_window_days: float,
+    wait_seconds: float = 0.0,
+    wanted: Callable[[], bool] | None = None,
+    unreleased: Callable[[str], None] | None = None,
+) -> LockedFit:
+    """The one way to fit: under the reindex lock, so at most one fit runs across all hosts.
+
+    Waits up to ``wait_seconds`` for the lock (0: one try). Once it is held, ``wanted`` says
+    whether a fit is still needed (another may have covered the corpus meanwhile). The lock
+    is released afterwards; when Redis went away meanwhile, the lock is persisted with the
+    data and would block every host's fits for its whole TTL, so ``unreleased`` gets its
+    token for the caller to release later (see ``release_lock``).
+    """
+    token = _take_lock(r, wait_seconds)
+    if token is None:
+        return LockedFit(False, None)
+    try:
+        fit = wanted is None or wanted()
+        result = reindex(r, live_window_days=live_window_days) if fit else None
+    finally:
+        release_lock(r, token, unreleased)
+    return LockedFit(True, result)
+
+
+def release_lock(
+    r: redis.Redis, token: str, unreleased: Callable[[str], None] | None = None
+) -> bool:
+    """Release the reindex lock held with ``token``; False (and ``unreleased(token)``) when
+    Redis does not answer."""
+    try:
+        locks.release(r, model_store.REINDEX_LOCK_KEY, token)
+    except redis.RedisError as exc:
+        log.warning("reindex lock not released (%s)", exc)
+        if unreleased is not None:
+            unreleased(token)
+        return False
+    return True
+
+
+def _take_lock(r: redis.Redis, wait_seconds: float) -> str | None:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        token = locks.acquire(r, model_store.REINDEX_LOCK_KEY, model_store.REINDEX_LOCK_TTL_MS)
+        if token is not None or time.monotonic() >= deadline:
+            return token
+        time.sleep(LOCK_POLL_SECONDS)
