@@ -17,18 +17,18 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from rq import Worker
 
 from api import create_app
-from api.extensions import EXTENSION, Services
+from api.extensions import EXTENSION
+from bench.common import follow_sets, log, store_corpus
+from bench.context import Bench
 from config import ENV_PREFIX
 from feed import activity, articles, jobs, precompute, subscriptions, versions
-
-if TYPE_CHECKING:
-    from bench.run import Bench
+from feed.services import Services
 
 SECTION = "8. reindex + precompute by `newsfeed worker` (rq SimpleWorker processes)"
 SIZES = {False: (100_000, 10_000), True: (10_000, 1_000)}  # quick -> (articles, active readers)
@@ -38,59 +38,58 @@ TIMEOUT_S = 900.0
 
 
 def reindex_and_precompute(bench: Bench) -> None:
-    from bench.run import INGEST_BATCH, follow_sets, log, to_article
-
     size, readers = SIZES[bench.profile.quick]
-    r = bench.r
-    if articles.count(r) != size:
-        r = bench.fresh_db()
-        wire = bench.corpus(size, f"jobs{size}")
-        for start in range(0, len(wire), INGEST_BATCH):
-            chunk = wire[start : start + INGEST_BATCH]
-            articles.upsert(r, [(i, to_article(a)) for i, a in enumerate(chunk)])
-    users = [f"active-{n}" for n in range(readers)]
-    for user, followed in zip(users, follow_sets(readers, random.Random(8)), strict=True):
-        subscriptions.replace(r, user, followed)
-    activity.touch(r, users, time.time())
-    log(f"{readers:,} active readers over {size:,} articles")
-
-    label = f"{size // 1000}k articles, {readers // 1000}k readers"
+    r, users = _prepare(bench, size, readers)
     for count in WORKER_COUNTS:
-        reindex_s, precompute_s, chunks = _with_workers(bench, r, count, readers)
-        rate = readers / precompute_s
-        log(f"{count} worker(s): reindex {reindex_s:.1f}s, precompute {precompute_s:.1f}s")
-        name = f"{count} worker{'s' if count > 1 else ''}"
-        bench.report.add(
-            SECTION, f"{label}, {name}: reindex", reindex_s, "s", note="enqueue to published"
-        )
-        bench.report.add(
-            SECTION,
-            f"{label}, {name}: precompute",
-            precompute_s,
-            "s",
-            note=f"{chunks} jobs of {precompute.CHUNK} readers",
-        )
-        bench.report.add(SECTION, f"{label}, {name}: precompute rate", rate, "readers/s")
-        bench.report.details[f"jobs_{count}_workers"] = {
-            "articles": size,
-            "readers": readers,
-            "reindex_seconds": reindex_s,
-            "precompute_seconds": precompute_s,
-            "precompute_jobs": chunks,
-        }
+        _with_workers(bench, r, count, size, readers)
     hits = _next_requests_hit(bench, users[:: max(1, readers // SAMPLE)][:SAMPLE])
     bench.report.add(
         SECTION, "next first page a cache hit", hits, f"of {SAMPLE}", target=str(SAMPLE)
     )
 
 
-def _with_workers(
-    bench: Bench, r: redis.Redis, count: int, readers: int
-) -> tuple[float, float, int]:
-    """One reindex and its precompute, with ``count`` workers running."""
+def _prepare(bench: Bench, size: int, readers: int) -> tuple[redis.Redis, list[str]]:
+    """A corpus of ``size`` (the one in Redis when it has that size) and ``readers`` active
+    readers following 2-3 categories each."""
+    r = bench.r
+    if articles.count(r) != size:
+        r = bench.fresh_db()
+        store_corpus(r, bench.corpus(size, f"jobs{size}"))
+    users = [f"active-{n}" for n in range(readers)]
+    for user, followed in zip(users, follow_sets(readers, random.Random(8)), strict=True):
+        subscriptions.replace(r, user, followed)
+    activity.touch(r, users, time.time())
+    log(f"{readers:,} active readers over {size:,} articles")
+    return r, users
+
+
+def _with_workers(bench: Bench, r: redis.Redis, count: int, size: int, readers: int) -> None:
+    """One reindex and its precompute, with ``count`` workers running: timed and reported."""
     with workers(bench, count, readers) as alive:
         wait(lambda: alive() == count, f"{count} workers to register")
-        return _one_run(r)
+        reindex_s, precompute_s, chunks = _one_run(r)
+    rate = readers / precompute_s
+    log(f"{count} worker(s): reindex {reindex_s:.1f}s, precompute {precompute_s:.1f}s")
+    label = f"{size // 1000}k articles, {readers // 1000}k readers"
+    name = f"{count} worker{'s' if count > 1 else ''}"
+    bench.report.add(
+        SECTION, f"{label}, {name}: reindex", reindex_s, "s", note="enqueue to published"
+    )
+    bench.report.add(
+        SECTION,
+        f"{label}, {name}: precompute",
+        precompute_s,
+        "s",
+        note=f"{chunks} jobs of {precompute.CHUNK} readers",
+    )
+    bench.report.add(SECTION, f"{label}, {name}: precompute rate", rate, "readers/s")
+    bench.report.details[f"jobs_{count}_workers"] = {
+        "articles": size,
+        "readers": readers,
+        "reindex_seconds": reindex_s,
+        "precompute_seconds": precompute_s,
+        "precompute_jobs": chunks,
+    }
 
 
 def _one_run(r: redis.Redis) -> tuple[float, float, int]:

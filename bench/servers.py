@@ -1,0 +1,127 @@
+"""gunicorn servers the bench starts and stops itself, and a watch on their workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bench.common import REPO, STARTUP_TIMEOUT_S, free_port, http_get, log
+from config import ENV_PREFIX
+
+
+class Gunicorn:
+    """One gunicorn master (and its workers) serving ``app`` with config.gunicorn."""
+
+    def __init__(self, name: str, app: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.app = app
+        self.env = env
+        self.log_path = log_dir / f"gunicorn-{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self) -> Gunicorn:
+        binary = Path(sys.executable).with_name("gunicorn")
+        command = ([str(binary)] if binary.exists() else [sys.executable, "-m", "gunicorn"]) + [
+            "--config",
+            "python:config.gunicorn",
+            self.app,
+        ]
+        for _attempt in range(3):
+            self.port = free_port()
+            env = {**self.env, ENV_PREFIX + "PORT": str(self.port)}
+            with open(self.log_path, "ab") as errors:
+                # stdout carries the access log: discarded, the same for both servers.
+                self.process = subprocess.Popen(
+                    command,
+                    cwd=REPO,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                    start_new_session=True,
+                )
+            if self._wait_healthy():
+                log(f"gunicorn {self.name} up on port {self.port} (pid {self.process.pid})")
+                return self
+            self.stop()
+        raise RuntimeError(
+            f"gunicorn {self.name} did not start; see {self.log_path}:\n" + self.tail()
+        )
+
+    def _wait_healthy(self) -> bool:
+        assert self.process is not None
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                status, _, _ = http_get(self.port, "/healthz")
+                if status == 200:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    def worker_pids(self) -> set[int]:
+        """Pids of this master's current workers (Linux /proc; empty elsewhere)."""
+        if self.process is None:
+            return set()
+        found: set[int] = set()
+        try:
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+            found = {int(p) for p in children.read_text().split()}
+        except OSError:
+            pass
+        return found
+
+    def tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)  # graceful: the master stops its workers
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: only what we started
+            process.wait()
+
+
+class WorkerWatch:
+    """Polls a gunicorn master's worker pids during a run, to count recycled workers."""
+
+    def __init__(self, server: Gunicorn) -> None:
+        self._server = server
+        self._stop = threading.Event()
+        self.initial = server.worker_pids()
+        self.seen = set(self.initial)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WorkerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.seen |= self._server.worker_pids()
+
+    @property
+    def recycled(self) -> int:
+        return len(self.seen - self.initial)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.seen |= self._server.worker_pids()
