@@ -41,7 +41,7 @@ COPY recommender ./recommender
 COPY wsgi.py ./
 RUN pip install --no-deps . \
     && rm -rf build *.egg-info \
-    && python -c "import api, api.worker, config.gunicorn, feed.jobs, recommender.ranker"
+    && python -c "import api, cli, config.gunicorn, feed.jobs, recommender.ranker"
 
 # ---- runtime: only the venv (the app is installed in it) ----------------------------------------
 FROM ${PYTHON_IMAGE}

@@ -13,21 +13,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from api import articles, categories, events, experiments, health, sources, users, web
 from api.auth import SECURITY_SCHEME
 from api.errors import NewsfeedApi, register_error_handlers
-from api.extensions import EXTENSION, Services
+from api.extensions import EXTENSION
 from api.limits import init_limits
 from api.logs import REQUEST_ID_HEADER, init_request_ids
-from api.tokens import TokenVerifier
-from api.worker import reindex_requester
 from config import Settings
-from feed.connection import open_redis
-from feed.cursor import CursorCodec
-from feed.events import EventLog
-from feed.ingest import Corpus
-from feed.model_keeper import ModelKeeper
-from feed.popularity import Popularity
-from feed.service import FeedService
-from feed.variants import Variants
-from recommender.tfidf import TfidfRanker
+from feed.services import build_services
 
 if TYPE_CHECKING:
     from api.metrics import Metrics
@@ -107,39 +97,7 @@ def init_metrics(app: Flask) -> Metrics:
 def init_services(
     app: Flask, settings: Settings, on_build: Callable[[float], None] | None = None
 ) -> None:
-    client = open_redis(
-        settings.redis_url,
-        socket_timeout=settings.redis_socket_timeout,
-        connect_timeout=settings.redis_connect_timeout,
-    )
-    keeper = ModelKeeper(
-        client,
-        live_window_days=settings.live_window_days,
-        poll_seconds=settings.model_poll_seconds,
-        auto_reindex=settings.auto_reindex,
-        request_reindex=reindex_requester(settings),  # queue mode: a worker fits
-    )
-    popularity = Popularity(client, settings.popularity_half_life_hours)
-    feed = FeedService(
-        client,
-        keeper,
-        Variants(client, TfidfRanker(half_life_hours=settings.freshness_half_life_hours)),
-        popularity,
-        CursorCodec(settings.cursor_secret or settings.jwt_secret),
-        feed_size=settings.feed_size,
-        feed_ttl=settings.feed_ttl_seconds,
-        cursor_ttl=settings.cursor_ttl_seconds,
-        on_build=on_build,
-    )
-    app.extensions[EXTENSION] = Services(
-        settings=settings,
-        redis=client,
-        keeper=keeper,
-        corpus=Corpus(client, keeper),
-        feed=feed,
-        events=EventLog(client, popularity),
-        tokens=TokenVerifier(settings),
-    )
+    app.extensions[EXTENSION] = build_services(settings, on_build=on_build)
 
 
 def init_proxies(app: Flask, settings: Settings) -> None:

@@ -10,8 +10,8 @@ from flask import g, request
 from flask_smorest import abort
 
 from api.extensions import services
-from api.tokens import Claims, InvalidToken
 from feed.ids import check_id
+from feed.tokens import Claims, InvalidToken
 
 F = TypeVar("F", bound=Callable[..., Any])
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]

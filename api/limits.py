@@ -9,9 +9,9 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import TooManyRequests
 
 from api.extensions import EXTENSION, services
-from api.tokens import InvalidToken
 from config import Settings
 from feed.ratelimit import Denial, RateLimiter, Rule
+from feed.tokens import InvalidToken
 
 LIMITED_PREFIX = "/v1/"  # probes, metrics, the OpenAPI document and the docs UI are never limited
 

@@ -28,9 +28,9 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.extensions import services
-from api.worker import open_queue
 from feed import articles, experiments, jobs, model_store, versions
 from feed.events import EventResult
+from feed.jobs import open_queue
 
 log = logging.getLogger(__name__)
 

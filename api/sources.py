@@ -9,7 +9,6 @@ from flask.views import MethodView
 from api.auth import BEARER, admin_only
 from api.blueprint import Blueprint
 from api.extensions import services
-from api.poll import fetch_options
 from api.source_schemas import (
     SOURCE_ID_PARAM,
     PollOutcomeSchema,
@@ -19,7 +18,7 @@ from api.source_schemas import (
     SourceSchema,
 )
 from feed import sources
-from feed.sources import PollOutcome, Source
+from feed.sources import PollOutcome, Source, fetch_options
 
 blp = Blueprint("sources", __name__, url_prefix="/v1/sources", description="RSS/Atom sources")
 

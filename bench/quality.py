@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from api.evaluate import metrics_table
 from bench import agnews
 from bench.agnews import Story, Topic
 from bench.topic_log import evaluate_topic_log
+from cli.evaluate import metrics_table
 from feed.demo import generate_articles
 from recommender.model import CorpusModel, fit
 from recommender.ranker import Ranked, Ranker, RankRequest

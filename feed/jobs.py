@@ -1,6 +1,6 @@
 """Background work on RQ: refit the model, precompute first pages, poll RSS/Atom sources.
 
-Web processes enqueue and never wait; `newsfeed worker` (api/worker.py) runs the jobs. RQ
+Web processes enqueue and never wait; `newsfeed worker` (cli/worker.py) runs the jobs. RQ
 hands a job only its own JSON arguments, so the job functions find their connections and the
 feed service in the :class:`Runtime` the worker installs once per process.
 """
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import redis
@@ -19,6 +20,7 @@ from rq import Queue, Retry, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from config import Settings
 from feed import model_store, precompute, sources, versions
 from feed.connection import is_cluster, open_redis
 from feed.periodic import Periodic
@@ -73,7 +75,7 @@ class ReindexBusy(Exception):
 
 @dataclass(frozen=True)
 class Runtime:
-    """What job functions work with, built once per worker process (api/worker.py)."""
+    """What job functions work with, built once per worker process (cli/worker.py)."""
 
     redis: redis.Redis  # the service's data
     queue_redis: redis.Redis  # RQ's queues and this module's keys
@@ -107,6 +109,26 @@ def open_queue_redis(url: str, *, socket_timeout: float, connect_timeout: float)
             "RQ does not support Redis Cluster: set NEWSFEED_QUEUE_URL to a standalone Redis"
         )
     return open_redis(url, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
+
+
+def queue_url(settings: Settings) -> str:
+    return settings.queue_url or settings.redis_url
+
+
+def open_queue(settings: Settings) -> redis.Redis:
+    """A connection to the job queue's Redis (the service's own unless configured apart)."""
+    return open_queue_redis(
+        queue_url(settings),
+        socket_timeout=settings.redis_socket_timeout,
+        connect_timeout=settings.redis_connect_timeout,
+    )
+
+
+def reindex_requester(settings: Settings) -> Callable[[int], object] | None:
+    """What a web process's model keeper calls instead of fitting, in queue mode."""
+    if settings.reindex_mode != "queue" or not settings.auto_reindex:
+        return None
+    return partial(request_reindex, open_queue(settings))
 
 
 def queue(queue_redis: redis.Redis, name: str = MAIN_QUEUE) -> Queue:

@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any
 
 import redis
 
+from config import Settings
 from feed import articles, locks, rss
 from feed.articles import Article, UpsertResult
 from feed.exceptions import FeedError, SourceConflict, SourceNotFound
@@ -97,6 +99,22 @@ def source_id(url: str) -> str:
 
 def user_agent(version: str, contact: str) -> str:
     return f"newsfeed/{version} (+{contact})" if contact else f"newsfeed/{version}"
+
+
+def fetch_options(settings: Settings) -> FetchOptions:
+    """How the poller fetches: timeout, size limit, and a user agent naming this version."""
+    return FetchOptions(
+        timeout=settings.poll_timeout_seconds,
+        max_bytes=settings.poll_max_bytes,
+        user_agent=user_agent(_version(), settings.poll_contact),
+    )
+
+
+def _version() -> str:
+    try:
+        return metadata.version("newsfeed")
+    except metadata.PackageNotFoundError:
+        return "dev"
 
 
 def create(

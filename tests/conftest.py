@@ -15,10 +15,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
-from api.extensions import EXTENSION, Services
-from api.tokens import issue_token
+from api.extensions import EXTENSION
 from feed.connection import open_redis
 from feed.redis_server import RedisServer
+from feed.services import Services
+from feed.tokens import issue_token
 from tests.redis_cluster import LocalCluster
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256"

@@ -21,8 +21,8 @@ from typing import Any
 
 import psutil
 
-from api.tokens import issue_token
 from config import Settings
+from feed.tokens import issue_token
 from tests.conftest import TEST_SECRET
 
 NEWSFEED = str(Path(sys.executable).parent / "newsfeed")

@@ -9,10 +9,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api.extensions import Services
 from feed import breaking, model_store, versions
 from feed.demo import generate_articles
 from feed.reindex import reindex
+from feed.services import Services
 from tests.conftest import Tokens
 from tests.factories import article, whole_feed
 

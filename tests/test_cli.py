@@ -12,7 +12,7 @@ import jwt
 import pytest
 from click.testing import CliRunner
 
-from api.cli import cli
+from cli import cli
 from feed import articles, versions
 from feed.demo import write_jsonl
 from tests.conftest import TEST_SECRET

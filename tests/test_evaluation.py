@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from sklearn.metrics import roc_auc_score
 
-from api.evaluate import evaluate_command
+from cli.evaluate import evaluate_command
 from recommender.baselines import PopularRanker
 from recommender.diversity import MMRRanker
 from recommender.evaluation import (

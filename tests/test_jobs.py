@@ -21,14 +21,15 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from api import create_app
-from api.extensions import EXTENSION, Services
-from api.worker import runtime_for
+from api.extensions import EXTENSION
+from cli.worker import runtime_for
 from config import Settings
 from feed import activity, articles, jobs, locks, model_store, periodic, precompute, versions
 from feed.articles import Article
 from feed.jobs import Runtime
 from feed.periodic import Periodic
 from feed.redis_server import RedisServer
+from feed.services import Services
 from recommender.model import CorpusModel
 from tests.conftest import TEST_SECRET
 from tests.factories import article, wait_for_model

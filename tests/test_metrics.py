@@ -221,7 +221,7 @@ def test_redis_down_at_scrape_time_leaves_out_the_state_gauges(
 
 def test_the_gunicorn_master_leaves_prometheus_client_to_the_workers() -> None:
     # Imported before on_starting sets PROMETHEUS_MULTIPROC_DIR, it would count per process.
-    check = "import sys, api.cli, config.gunicorn; sys.exit('prometheus_client' in sys.modules)"
+    check = "import sys, cli, config.gunicorn; sys.exit('prometheus_client' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", check], check=False).returncode == 0
 
 

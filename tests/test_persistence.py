@@ -29,11 +29,12 @@ from click.testing import CliRunner
 from flask import Flask
 
 from api import create_app
-from api.cli import _start_embedded
-from api.extensions import EXTENSION, Services
+from api.extensions import EXTENSION
+from cli.serve import _start_embedded
 from config import Settings
 from feed.demo import DEMO_CATEGORIES
 from feed.redis_server import RedisServer
+from feed.services import Services
 from feed.subscriptions import SUBS_KEY
 from tests.conftest import TEST_SECRET
 from tests.live import bearer, free_port

@@ -10,7 +10,7 @@ from email.utils import format_datetime
 import pytest
 from click.testing import CliRunner
 
-from api.cli import cli
+from cli import cli
 from feed import articles, sources, versions
 from feed.rss import FetchOptions
 from tests.conftest import TEST_SECRET

@@ -1,4 +1,4 @@
-"""`newsfeed worker` and `newsfeed jobs` (api/worker.py) as real processes, and `newsfeed serve`
+"""`newsfeed worker` and `newsfeed jobs` (cli/worker.py) as real processes, and `newsfeed serve`
 starting and stopping a worker on its embedded Redis."""
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from flask import Flask
 from rq import Worker
 
 from api import create_app
-from api import worker as api_worker
-from api.cli import cli
-from api.extensions import EXTENSION, Services
+from api.extensions import EXTENSION
+from cli import cli
+from cli import worker as cli_worker
 from feed import articles, jobs, versions
 from feed.articles import Article
 from feed.connection import open_redis
 from feed.redis_server import RedisServer
+from feed.services import Services
 from tests.conftest import TEST_SECRET
 from tests.factories import article, wait_for_model
 from tests.live import bearer, free_port, serve
@@ -48,7 +49,7 @@ def worker_process(redis_url: str, log_path: Path, **env: str) -> Iterator[subpr
         NEWSFEED_SOURCE_POLL_SECONDS="0",
     )
     environ.update(env)
-    with api_worker.worker_process(environ, log_path) as process:
+    with cli_worker.worker_process(environ, log_path) as process:
         yield process
 
 

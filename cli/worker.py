@@ -9,10 +9,9 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, replace
-from functools import partial
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,9 +21,13 @@ import redis
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
+from cli.common import settings_with_redis
 from config import Settings
+from config.logs import logging_config
 from feed import jobs, periodic
-from feed.jobs import Runtime
+from feed.jobs import Runtime, open_queue
+from feed.services import build_services
+from feed.sources import fetch_options
 
 log = logging.getLogger(__name__)
 
@@ -34,35 +37,11 @@ WORKER_STOP_SECONDS = 20
 RESTART_SECONDS = 2.0
 
 
-def queue_url(settings: Settings) -> str:
-    return settings.queue_url or settings.redis_url
-
-
-def open_queue(settings: Settings) -> redis.Redis:
-    return jobs.open_queue_redis(
-        queue_url(settings),
-        socket_timeout=settings.redis_socket_timeout,
-        connect_timeout=settings.redis_connect_timeout,
-    )
-
-
-def reindex_requester(settings: Settings) -> Callable[[int], object] | None:
-    """What a web process's model keeper calls instead of fitting, in queue mode."""
-    if settings.reindex_mode != "queue" or not settings.auto_reindex:
-        return None
-    return partial(jobs.request_reindex, open_queue(settings))
-
-
 @contextmanager
 def runtime_for(settings: Settings) -> Iterator[Runtime]:
-    """The jobs' runtime: the feed service exactly as the API builds it (same ranker, cursor
+    """The jobs' runtime: the services exactly as the API builds them (same ranker, cursor
     key, sizes), with a model keeper that only loads models; closed on exit."""
-    from api import create_app  # api/__init__ imports this module
-    from api.extensions import EXTENSION, Services
-    from api.poll import fetch_options
-
-    app = create_app({**asdict(settings), "auto_reindex": False})
-    svc: Services = app.extensions[EXTENSION]
+    svc = build_services(replace(settings, auto_reindex=False))
     queue_redis = open_queue(settings)
     try:
         yield Runtime(
@@ -75,8 +54,7 @@ def runtime_for(settings: Settings) -> Iterator[Runtime]:
             precompute_max_users=settings.precompute_max_users,
         )
     finally:
-        svc.keeper.stop()
-        svc.redis.close()
+        svc.close()
         queue_redis.close()
 
 
@@ -151,7 +129,7 @@ def worker_command(burst: bool) -> None:
     Needs the service's secrets (cursors are signed into precomputed pages). Run one or more
     next to the web processes; periodic tasks run once per interval whatever their number.
     """
-    settings = _settings()
+    settings = settings_with_redis()
     logging.config.dictConfig(_logging_config(settings))
     try:
         run_worker(settings, burst=burst)
@@ -163,7 +141,7 @@ def worker_command(burst: bool) -> None:
 @click.option("--failed", "show_failed", is_flag=True, help="Also list the newest failed jobs.")
 def jobs_command(show_failed: bool) -> None:
     """Print the background jobs queued, running, scheduled (retries) and failed."""
-    settings = _settings()
+    settings = settings_with_redis()
     connection = open_queue(settings)
     depths = jobs.queue_depths(connection)
     click.echo(", ".join(f"{state} {count}" for state, count in depths.items()))
@@ -184,7 +162,7 @@ def worker_process(
     """
     with open(log_path, "ab") if log_path else nullcontext() as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "worker"],
+            [sys.executable, "-m", "cli", "worker"],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -202,16 +180,5 @@ def worker_process(
                 process.wait()
 
 
-def _settings() -> Settings:
-    """Settings for the worker commands: the embedded Redis of a running `newsfeed serve`,
-    and its development secret, when none is configured (like `ingest` and `token`)."""
-    from api.cli import _dev_secret, _redis_url  # api.cli registers these commands
-
-    settings = _dev_secret(Settings.from_env())
-    return replace(settings, redis_url=_redis_url(settings))
-
-
 def _logging_config(settings: Settings) -> dict[str, object]:
-    from config.logs import logging_config
-
     return logging_config(settings.log_format, settings.log_level)

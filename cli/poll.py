@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from importlib import metadata
-
 import click
 
+from cli.common import open_client
 from config import Settings
 from feed import sources
-from feed.rss import FetchOptions
-
-
-def version() -> str:
-    try:
-        return metadata.version("newsfeed")
-    except metadata.PackageNotFoundError:
-        return "dev"
-
-
-def fetch_options(settings: Settings) -> FetchOptions:
-    return FetchOptions(
-        timeout=settings.poll_timeout_seconds,
-        max_bytes=settings.poll_max_bytes,
-        user_agent=sources.user_agent(version(), settings.poll_contact),
-    )
+from feed.sources import fetch_options
 
 
 @click.command("poll")
@@ -33,10 +17,8 @@ def poll_command(everything: bool) -> None:
 
     The running service refits its model on the corpus change by itself.
     """
-    from api.cli import _redis  # api.cli registers this command: import it lazily
-
     settings = Settings.from_env()
-    client = _redis(settings)
+    client = open_client(settings)
     options = fetch_options(settings)
     if everything:
         ids = [s.id for s in sources.list_all(client) if s.enabled]

@@ -1,0 +1,35 @@
+"""The `newsfeed` command line: serve, ingest, reindex, token, worker, jobs, poll, evaluate."""
+
+from __future__ import annotations
+
+import click
+
+from cli.corpus import ingest, migrate, reindex_command
+from cli.evaluate import evaluate_command
+from cli.poll import poll_command
+from cli.serve import serve
+from cli.tokens import token
+from cli.worker import jobs_command, worker_command
+
+
+@click.group(help="newsfeed: a personalized news-feed backend.")
+def cli() -> None:
+    pass
+
+
+for command in (
+    serve,
+    ingest,
+    reindex_command,
+    migrate,
+    token,
+    worker_command,
+    jobs_command,
+    poll_command,
+    evaluate_command,
+):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,22 @@
+"""`newsfeed token`: a bearer token for development and scripts."""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import dev_secret
+from config import Settings
+from feed.exceptions import InvalidId
+from feed.tokens import issue_token
+
+
+@click.command()
+@click.option("--user", "user_id", required=True, help="The token's subject (a user id).")
+@click.option("--admin", is_flag=True, help="Allow article and category writes.")
+@click.option("--ttl", type=int, default=None, help="Lifetime in seconds.")
+def token(user_id: str, admin: bool, ttl: int | None) -> None:
+    """Print a bearer token signed with the configured secret."""
+    try:
+        click.echo(issue_token(dev_secret(Settings.from_env()), user_id, admin=admin, ttl=ttl))
+    except (ValueError, InvalidId) as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,78 @@
+"""The service graph, built once per process from Settings: the web app, the jobs worker and
+the CLI all use it, so each gets exactly the same feed service, model keeper and verifier."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from config import Settings
+from feed import jobs
+from feed.connection import open_redis
+from feed.cursor import CursorCodec
+from feed.events import EventLog
+from feed.ingest import Corpus
+from feed.model_keeper import ModelKeeper
+from feed.popularity import Popularity
+from feed.service import FeedService
+from feed.tokens import TokenVerifier
+from feed.variants import Variants
+from recommender.tfidf import TfidfRanker
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: redis.Redis
+    keeper: ModelKeeper
+    corpus: Corpus
+    feed: FeedService
+    events: EventLog
+    tokens: TokenVerifier
+
+    def close(self) -> None:
+        """Stop the keeper's thread and close the connections (a worker or a CLI command)."""
+        self.keeper.stop()
+        self.redis.close()
+
+
+def build_services(
+    settings: Settings, *, on_build: Callable[[float], None] | None = None
+) -> Services:
+    """Every service on one Redis client. ``on_build`` hears how long each feed build took
+    (the web layer's metrics). With ``auto_reindex`` off the keeper only loads models."""
+    client = open_redis(
+        settings.redis_url,
+        socket_timeout=settings.redis_socket_timeout,
+        connect_timeout=settings.redis_connect_timeout,
+    )
+    keeper = ModelKeeper(
+        client,
+        live_window_days=settings.live_window_days,
+        poll_seconds=settings.model_poll_seconds,
+        auto_reindex=settings.auto_reindex,
+        request_reindex=jobs.reindex_requester(settings),  # queue mode: a worker fits
+    )
+    popularity = Popularity(client, settings.popularity_half_life_hours)
+    feed = FeedService(
+        client,
+        keeper,
+        Variants(client, TfidfRanker(half_life_hours=settings.freshness_half_life_hours)),
+        popularity,
+        CursorCodec(settings.cursor_secret or settings.jwt_secret),
+        feed_size=settings.feed_size,
+        feed_ttl=settings.feed_ttl_seconds,
+        cursor_ttl=settings.cursor_ttl_seconds,
+        on_build=on_build,
+    )
+    return Services(
+        settings=settings,
+        redis=client,
+        keeper=keeper,
+        corpus=Corpus(client, keeper),
+        feed=feed,
+        events=EventLog(client, popularity),
+        tokens=TokenVerifier(settings),
+    )
