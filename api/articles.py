@@ -16,7 +16,7 @@ from api.schemas import (
     UpsertResultSchema,
     split_batch,
 )
-from feed.articles import Article, UpsertResult
+from feed.corpus.articles import Article, UpsertResult
 
 blp = Blueprint("articles", __name__, url_prefix="/v1/articles", description="Article corpus")
 

@@ -11,7 +11,7 @@ from flask_smorest import abort
 
 from api.extensions import services
 from feed.ids import check_id
-from feed.tokens import Claims, InvalidToken
+from feed.readers.tokens import Claims, InvalidToken
 
 F = TypeVar("F", bound=Callable[..., Any])
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]

@@ -10,7 +10,7 @@ from api.auth import BEARER, admin_only
 from api.blueprint import Blueprint
 from api.extensions import services
 from api.schemas import SLUG_PARAM, CategoryListSchema, CategoryPutSchema, CategorySchema
-from feed import categories
+from feed.corpus import categories
 
 blp = Blueprint("categories", __name__, url_prefix="/v1/categories", description="Category catalog")
 

@@ -12,7 +12,7 @@ from api.auth import BEARER, require_self, signed_in
 from api.blueprint import Blueprint
 from api.extensions import services
 from api.schemas import EventBatchSchema, EventResultSchema, split_events
-from feed.events import EventResult
+from feed.readers.events import EventResult
 
 blp = Blueprint("events", __name__, url_prefix="/v1/events", description="Reader events")
 

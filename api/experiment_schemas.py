@@ -9,9 +9,15 @@ from typing import Any
 from marshmallow import ValidationError, fields, post_load, validate
 
 from api.schemas import FullMatch, StrictSchema, ident, slug
-from feed.articles import iso
-from feed.assignment import DEFAULT_SURFACE, MAX_VARIANTS, MIN_VARIANTS, Experiment, Variant
-from feed.experiment_results import SRM_ALPHA, SRM_METHOD
+from feed.corpus.articles import iso
+from feed.experiments.assignment import (
+    DEFAULT_SURFACE,
+    MAX_VARIANTS,
+    MIN_VARIANTS,
+    Experiment,
+    Variant,
+)
+from feed.experiments.results import SRM_ALPHA, SRM_METHOD
 from feed.ids import SLUG_PATTERN, SLUG_RULE
 from recommender.registry import RANKERS
 

@@ -8,7 +8,8 @@ from flask import Blueprint
 
 from api.errors import error_response
 from api.extensions import services
-from feed import articles, versions
+from feed.corpus import articles
+from feed.model import versions
 
 blp = Blueprint("health", __name__)
 

@@ -1,5 +1,5 @@
 """Rate limits per client IP and per user on /v1, counted in the service's Redis (shared by all
-hosts) through feed/ratelimit.py's leases."""
+hosts) through feed/storage/ratelimit.py's leases."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from werkzeug.exceptions import TooManyRequests
 
 from api.extensions import EXTENSION, services
 from config import Settings
-from feed.ratelimit import Denial, RateLimiter, Rule
-from feed.tokens import InvalidToken
+from feed.readers.tokens import InvalidToken
+from feed.storage.ratelimit import Denial, RateLimiter, Rule
 
 LIMITED_PREFIX = "/v1/"  # probes, metrics, the OpenAPI document and the docs UI are never limited
 

@@ -28,9 +28,12 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.extensions import services
-from feed import articles, experiments, jobs, model_store, versions
-from feed.events import EventResult
+from feed import experiments, jobs
+from feed.corpus import articles
 from feed.jobs import open_queue
+from feed.model import store as model_store
+from feed.model import versions
+from feed.readers.events import EventResult
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, utils, validate
 
-from feed.articles import Article, Rejection, iso
-from feed.events import KINDS, Event, EventRejection
-from feed.events import MAX_BATCH as MAX_EVENTS
+from feed.corpus.articles import Article, Rejection, iso
+from feed.corpus.ingest import MAX_BATCH
 from feed.ids import ID_PATTERN, ID_RULE, SLUG_PATTERN, SLUG_RULE
-from feed.ingest import MAX_BATCH
+from feed.readers.events import KINDS, Event, EventRejection
+from feed.readers.events import MAX_BATCH as MAX_EVENTS
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -220,7 +220,7 @@ class FeedQuerySchema(StrictSchema):
     )
 
 
-# The feed is rendered as bytes (feed/service.py), not dumped: `required` documents that
+# The feed is rendered as bytes (feed/serving/service.py), not dumped: `required` documents that
 # every member is always there, so the fuzz test holds the renderer to this schema.
 class FeedItemSchema(StrictSchema):
     id = fields.String(required=True)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, abort, request, send_from_directory
 
 from api.extensions import services
-from feed.tokens import issue_token
+from feed.readers.tokens import issue_token
 
 STATIC_DIR = Path(__file__).parent / "static"
 DEV_USER = "demo-user"

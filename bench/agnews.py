@@ -67,7 +67,8 @@ class Story:
 
     @property
     def text(self) -> str:
-        """What the model is fitted on, as the service builds it (feed.articles.Article.text)."""
+        """What the model is fitted on, as the service builds it (Article.text in
+        feed.corpus.articles)."""
         return f"{self.title}\n{self.summary}\n{self.body}" if self.body else self.headline
 
     @property

@@ -46,10 +46,11 @@ from bench.history import HISTORY, HistoryBuilds, cold_with_history
 from bench.load import pick_load_generator
 from bench.report import Report, machine_info
 from bench.servers import Gunicorn
-from feed import articles, subscriptions
-from feed.demo import generate_articles
-from feed.redis_server import RedisServer
-from feed.tokens import issue_token
+from devtools.demo import generate_articles
+from devtools.redis_server import RedisServer
+from feed.corpus import articles
+from feed.readers import subscriptions
+from feed.readers.tokens import issue_token
 
 SECTION = "9. breaking news: publish to visible with no refit (HTTP), cold build with history"
 SAMPLES = {False: 40, True: 20}  # articles published one by one, per corpus size

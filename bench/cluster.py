@@ -22,10 +22,10 @@ from bench.common import (
 from bench.context import Bench
 from bench.load import LoadResult
 from bench.servers import Gunicorn
-from feed import subscriptions
-from feed.connection import open_redis
-from feed.reindex import reindex
-from feed.tokens import issue_token
+from feed.model.reindex import reindex
+from feed.readers import subscriptions
+from feed.readers.tokens import issue_token
+from feed.storage.connection import open_redis
 
 # The helper the test suite uses; bench/ borrows it until it moves out of tests/.
 from tests.redis_cluster import LocalCluster

@@ -11,13 +11,14 @@ from api import create_app
 from api.extensions import EXTENSION
 from bench.common import INGEST_BATCH, PAGE_LIMIT, follow_sets, log, median, percentile, to_article
 from bench.context import Bench
-from feed import articles, subscriptions
+from feed.corpus import articles
+from feed.readers import subscriptions
 from feed.services import Services
 from recommender.ranker import RankRequest
 from recommender.tfidf import TfidfRanker
 
 COLD_SECTION = "2. cold feed build (in-process FeedService.page, limit 20)"
-REINDEX_SECTION = "4. reindex (feed.reindex.reindex)"
+REINDEX_SECTION = "4. reindex (feed.model.reindex.reindex)"
 COLD_P50_TARGET_MS = 20.0
 REINDEX_100K_TARGET_S = 60.0
 TARGET_SIZE = 100_000  # the targets hold for this corpus (skipped by --quick)

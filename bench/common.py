@@ -20,9 +20,9 @@ from typing import Any
 
 import redis
 
-from feed import articles, categories
-from feed.articles import Article
-from feed.demo import DEMO_CATEGORIES
+from devtools.demo import DEMO_CATEGORIES
+from feed.corpus import articles, categories
+from feed.corpus.articles import Article
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"

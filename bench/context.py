@@ -29,9 +29,9 @@ from bench.common import (
 from bench.load import LoadFn
 from bench.report import Report
 from config import ENV_PREFIX, Settings
-from feed.demo import generate_articles
-from feed.redis_server import RedisServer
-from feed.reindex import ReindexResult, reindex
+from devtools.demo import generate_articles
+from devtools.redis_server import RedisServer
+from feed.model.reindex import ReindexResult, reindex
 
 
 @dataclass

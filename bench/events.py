@@ -13,7 +13,7 @@ import redis
 
 from bench.common import HOST, http_post, log, median, percentile
 from bench.context import Bench
-from feed import articles
+from feed.corpus import articles
 
 SECTION = "5. events"
 EVENT_BATCH = 100

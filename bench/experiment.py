@@ -12,8 +12,8 @@ from bench.context import Bench
 from bench.load import LoadResult
 from bench.servers import Gunicorn
 from config import Settings
-from feed.assignment import Experiment, Variant, assign, dump_running, parse_running
-from feed.tokens import issue_token
+from feed.experiments.assignment import Experiment, Variant, assign, dump_running, parse_running
+from feed.readers.tokens import issue_token
 
 SECTION = "6. feed with an experiment running"
 ASSIGNMENT_TARGET_US = 200.0

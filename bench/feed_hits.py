@@ -36,8 +36,8 @@ from bench.experiment import with_experiment
 from bench.load import LoadResult
 from bench.servers import Gunicorn, WorkerWatch
 from config import ENV_PREFIX, Settings
-from feed import subscriptions
-from feed.tokens import issue_token
+from feed.readers import subscriptions
+from feed.readers.tokens import issue_token
 
 SECTION = "1. cached feed vs floor (HTTP)"
 # Where bench/floor.py reads its body (not imported: it needs NEWSFEED_REDIS_URL set).

@@ -14,9 +14,10 @@ from api import create_app
 from api.extensions import EXTENSION
 from bench.common import HOST, PAGE_LIMIT, first_page, follow_sets, http_post, log, percentile
 from bench.context import Bench
-from feed import articles, subscriptions
+from feed.corpus import articles
+from feed.readers import subscriptions
+from feed.readers.tokens import issue_token
 from feed.services import Services
-from feed.tokens import issue_token
 from recommender.ranker import RankRequest
 from recommender.tfidf import TfidfRanker
 

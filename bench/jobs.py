@@ -27,7 +27,11 @@ from api.extensions import EXTENSION
 from bench.common import follow_sets, log, store_corpus
 from bench.context import Bench
 from config import ENV_PREFIX
-from feed import activity, articles, jobs, precompute, subscriptions, versions
+from feed import jobs
+from feed.corpus import articles
+from feed.jobs import precompute
+from feed.model import versions
+from feed.readers import activity, subscriptions
 from feed.services import Services
 
 SECTION = "8. reindex + precompute by `newsfeed worker` (rq SimpleWorker processes)"

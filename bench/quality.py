@@ -29,7 +29,7 @@ from bench import agnews
 from bench.agnews import Story, Topic
 from bench.topic_log import evaluate_topic_log
 from cli.evaluate import metrics_table
-from feed.demo import generate_articles
+from devtools.demo import generate_articles
 from recommender.model import CorpusModel, fit
 from recommender.ranker import Ranked, Ranker, RankRequest
 from recommender.registry import make_ranker

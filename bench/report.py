@@ -15,7 +15,7 @@ import redis
 
 from bench.common import CONNECTIONS, THREADS, WORKERS, median
 from bench.load import LoadResult
-from feed.redis_server import RedisServer
+from devtools.redis_server import RedisServer
 
 
 @dataclass

@@ -9,7 +9,7 @@ with the service's own gunicorn config. The sections, one module each:
    same gunicorn settings, alternating floor and feed runs (``bench/feed_hits.py``);
 2. cold-feed build time in-process through the real FeedService, and the bare ranker
    (``bench/cold.py``);
-3. ingest rate through ``POST /v1/articles`` and through ``feed.articles.upsert``;
+3. ingest rate through ``POST /v1/articles`` and through ``feed.corpus.articles.upsert``;
 4. reindex time, split into read / fit / store;
 5. event ingestion over HTTP (``bench/events.py``);
 6. the cached feed with an experiment running (``bench/experiment.py``);
@@ -42,7 +42,7 @@ from bench.feed_hits import feed_vs_floor
 from bench.jobs import reindex_and_precompute
 from bench.load import loadgen_worker, pick_load_generator
 from bench.report import Report, machine_info, write_json
-from feed.redis_server import RedisServer
+from devtools.redis_server import RedisServer
 
 DEFAULT_OUTPUT = REPO / "var" / "bench.json"
 

@@ -11,8 +11,8 @@ import click
 import redis
 
 from config import ENV_PREFIX, Settings
-from feed.connection import open_redis
-from feed.reindex import fit_under_lock
+from feed.model.reindex import fit_under_lock
+from feed.storage.connection import open_redis
 
 REDIS_URL_FILE = "redis.url"  # under data_dir while an embedded Redis runs, for other commands
 SECRET_FILE = "jwt-secret"  # under data_dir: the development signing secret

@@ -13,10 +13,10 @@ from marshmallow import ValidationError
 from api.schemas import ArticleInSchema
 from cli.common import open_client, reindex_and_report
 from config import Settings
-from feed import articles
-from feed.articles import Rejection
-from feed.ingest import MAX_BATCH
-from feed.migrate import upgrade
+from feed.corpus import articles
+from feed.corpus.articles import Rejection
+from feed.corpus.ingest import MAX_BATCH
+from feed.model.migrate import upgrade
 
 
 @click.command()

@@ -16,9 +16,9 @@ from cli.common import REDIS_URL_FILE, dev_secret, open_client, reindex_and_repo
 from cli.corpus import upgrade_layout
 from cli.worker import worker_process
 from config import ENV_PREFIX, Settings
-from feed import articles, categories
-from feed.redis_server import RedisServer
-from feed.tokens import issue_token
+from devtools.redis_server import RedisServer
+from feed.corpus import articles, categories
+from feed.readers.tokens import issue_token
 
 DEMO_ARTICLES = 400
 
@@ -71,7 +71,7 @@ def _start_embedded(settings: Settings) -> RedisServer:
 
 
 def _load_demo(settings: Settings) -> None:
-    from feed.demo import DEMO_CATEGORIES, generate_articles
+    from devtools.demo import DEMO_CATEGORIES, generate_articles
 
     client = open_client(settings)
     current = categories.names(client)

@@ -7,7 +7,7 @@ import click
 from cli.common import dev_secret
 from config import Settings
 from feed.exceptions import InvalidId
-from feed.tokens import issue_token
+from feed.readers.tokens import issue_token
 
 
 @click.command()

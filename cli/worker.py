@@ -24,8 +24,8 @@ from rq.serializers import JSONSerializer
 from cli.common import settings_with_redis
 from config import Settings
 from config.logs import logging_config
-from feed import jobs, periodic
-from feed.jobs import Runtime, open_queue
+from feed import jobs
+from feed.jobs import Runtime, open_queue, periodic
 from feed.services import build_services
 from feed.sources import fetch_options
 

@@ -10,15 +10,15 @@ import redis
 
 from config import Settings
 from feed import jobs
-from feed.connection import open_redis
-from feed.cursor import CursorCodec
-from feed.events import EventLog
-from feed.ingest import Corpus
-from feed.model_keeper import ModelKeeper
-from feed.popularity import Popularity
-from feed.service import FeedService
-from feed.tokens import TokenVerifier
-from feed.variants import Variants
+from feed.corpus.ingest import Corpus
+from feed.model.keeper import ModelKeeper
+from feed.readers.events import EventLog
+from feed.readers.popularity import Popularity
+from feed.readers.tokens import TokenVerifier
+from feed.serving.cursor import CursorCodec
+from feed.serving.service import FeedService
+from feed.serving.variants import Variants
+from feed.storage.connection import open_redis
 from recommender.tfidf import TfidfRanker
 
 

@@ -67,7 +67,7 @@ class PopularRanker:
 
     CTR = (clicks + prior_strength × prior_ctr) / (impressions + prior_strength): an article
     with few impressions is pulled toward the prior instead of topping the feed after one lucky
-    click. The counts arrive already decayed (see feed/popularity.py); freshness breaks ties
+    click. The counts arrive already decayed (see feed/readers/popularity.py); freshness breaks ties
     among articles nobody has seen yet.
     """
 

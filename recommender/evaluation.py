@@ -53,7 +53,7 @@ HISTORY_SPACING_SECONDS = 3600.0
 # old enough to count as stale for any freshness decay, so they never pass for new.
 UNSEEN_AGE_SECONDS = 30 * 86400.0
 # As the service's default NEWSFEED_POPULARITY_HALF_LIFE_HOURS (config/): the counts the
-# popular ranker sees offline decay as they do online (feed/popularity.py).
+# popular ranker sees offline decay as they do online (feed/readers/popularity.py).
 POPULARITY_HALF_LIFE_HOURS = 24.0
 
 
@@ -151,7 +151,7 @@ def model_of(news: Mapping[str, News], log: Sequence[Impression]) -> CorpusModel
 
 
 class _Popularity:
-    """Decayed (clicks, impressions) per news item, as feed/popularity.py keeps them online."""
+    """Decayed (clicks, impressions) per news item, as feed.readers.popularity keeps them online."""
 
     def __init__(self, half_life_hours: float) -> None:
         self._half_life = half_life_hours * 3600.0

@@ -2,7 +2,7 @@
 client and tokens.
 
 The modules in CLUSTER_MODULES run every test twice: on a single redis-server and on a local
-three-master Redis Cluster, through the same code (feed/connection.py picks the client).
+three-master Redis Cluster, through the same code (feed/storage/connection.py picks the client).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.extensions import EXTENSION
-from feed.connection import open_redis
-from feed.redis_server import RedisServer
+from devtools.redis_server import RedisServer
+from feed.readers.tokens import issue_token
 from feed.services import Services
-from feed.tokens import issue_token
+from feed.storage.connection import open_redis
 from tests.redis_cluster import LocalCluster
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256"

@@ -62,8 +62,8 @@ def wait_for_model(client: FlaskClient, timeout: float = 20.0) -> dict[str, Any]
 def demo_corpus(
     client: FlaskClient, admin: dict[str, str], count: int = 600, **kwargs: Any
 ) -> list[dict[str, Any]]:
-    """Ingest a generated corpus (feed.demo) and wait for its model; returns the articles."""
-    from feed.demo import generate_articles
+    """Ingest a generated corpus (devtools.demo) and wait for its model; returns the articles."""
+    from devtools.demo import generate_articles
 
     articles = generate_articles(count, **kwargs)
     ingest(client, admin, articles)

@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 
 from config import Settings
-from feed.tokens import issue_token
+from feed.readers.tokens import issue_token
 from tests.conftest import TEST_SECRET
 
 NEWSFEED = str(Path(sys.executable).parent / "newsfeed")

@@ -1,4 +1,4 @@
-"""Writes small MIND-format samples (news.tsv, behaviors.tsv) from feed.demo's corpus generator."""
+"""Writes small MIND-format samples (news.tsv, behaviors.tsv) from the demo corpus generator."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from feed.demo import generate_articles
+from devtools.demo import generate_articles
 from recommender.mind import format_time
 
 # Demo category -> MIND (category, subcategory), using names the real dataset uses.

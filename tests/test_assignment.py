@@ -8,8 +8,9 @@ import logging
 import numpy as np
 import pytest
 
-from feed import assignment
-from feed.assignment import (
+from feed.exceptions import InvalidExperiment
+from feed.experiments import assignment
+from feed.experiments.assignment import (
     BUCKETS,
     Experiment,
     Variant,
@@ -19,7 +20,6 @@ from feed.assignment import (
     dump_running,
     parse_running,
 )
-from feed.exceptions import InvalidExperiment
 
 USERS = [f"user-{n}" for n in range(100_000)]
 
@@ -154,7 +154,7 @@ def test_parse_running_is_memoised_on_the_raw_bytes():
 
 def test_unreadable_running_list_serves_the_default_and_logs_once(caplog, monkeypatch):
     monkeypatch.setattr(assignment, "_memo", (None, ()))
-    with caplog.at_level(logging.ERROR, logger="feed.assignment"):
+    with caplog.at_level(logging.ERROR, logger="feed.experiments.assignment"):
         assert parse_running(b"{not json") == ()
         assert parse_running(b"{not json") == ()
     assert len(caplog.records) == 1

@@ -125,7 +125,7 @@ def test_own_data_is_allowed(client, tokens):
 
 
 def test_a_token_accepted_before_still_expires(client, services):
-    from feed.tokens import issue_token
+    from feed.readers.tokens import issue_token
 
     headers = {"Authorization": f"Bearer {issue_token(services.settings, 'alice', ttl=1)}"}
     assert client.get("/v1/users/alice/categories", headers=headers).status_code == 200

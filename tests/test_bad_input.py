@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from feed import versions
+from feed.model import versions
 from tests.factories import article, ingest
 
 ERROR_KEYS = {"status", "code", "message"}

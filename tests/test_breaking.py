@@ -9,9 +9,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feed import breaking, model_store, versions
-from feed.demo import generate_articles
-from feed.reindex import reindex
+from devtools.demo import generate_articles
+from feed.model import breaking, versions
+from feed.model import store as model_store
+from feed.model.reindex import reindex
 from feed.services import Services
 from tests.conftest import Tokens
 from tests.factories import article, whole_feed

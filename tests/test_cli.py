@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from feed import articles, versions
-from feed.demo import write_jsonl
+from devtools.demo import write_jsonl
+from feed.corpus import articles
+from feed.model import versions
 from tests.conftest import TEST_SECRET
 from tests.factories import article
 from tests.live import serve

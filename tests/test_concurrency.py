@@ -28,9 +28,11 @@ from typing import Any
 import pytest
 import redis
 
-from feed import cache, history, subscriptions, versions
-from feed.demo import DEMO_CATEGORIES, generate_articles
-from feed.redis_server import RedisServer
+from devtools.demo import DEMO_CATEGORIES, generate_articles
+from devtools.redis_server import RedisServer
+from feed.model import versions
+from feed.readers import history, subscriptions
+from feed.serving import cache
 from tests.factories import demo_corpus
 from tests.live import LiveService, Reply, bearer, serve
 

@@ -1,10 +1,10 @@
-"""Reads and scripts that work the same on one Redis and on a cluster (feed/connection.py)."""
+"""Reads and scripts that work the same on one Redis and on a cluster (feed.storage.connection)."""
 
 from __future__ import annotations
 
 from redis.cluster import RedisCluster
 
-from feed.connection import mget_across_slots, slot_eval, slot_mget
+from feed.storage.connection import mget_across_slots, slot_eval, slot_mget
 
 KEYS = [f"nf:{{u:reader-{n}}}:probe" for n in range(40)] + ["nf:{corpus}:probe"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from feed.cursor import Cursor, CursorCodec
 from feed.exceptions import InvalidCursor
+from feed.serving.cursor import Cursor, CursorCodec
 
 CODEC = CursorCodec("secret-" * 6)
 

@@ -1,4 +1,4 @@
-"""feed.demo: a deterministic, well-formed demo corpus and its JSON Lines writer."""
+"""devtools.demo: a deterministic, well-formed demo corpus and its JSON Lines writer."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from feed.demo import DEMO_CATEGORIES, generate_articles, write_jsonl
+from devtools.demo import DEMO_CATEGORIES, generate_articles, write_jsonl
 
 NOW = datetime(2025, 3, 14, 12, 30, 45, 500_000, tzinfo=UTC)
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")

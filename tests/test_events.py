@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from feed.events import stream_entries
+from feed.readers.events import stream_entries
 from tests.factories import demo_corpus
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from feed import experiments
-from feed.assignment import Experiment, Variant, assign
+from feed.experiments.assignment import Experiment, Variant, assign
 from recommender.stats import RatioSums, ratio_delta_test
 
 CONTROL = {"name": "control", "ranker": "tfidf", "params": {}, "weight": 1}

@@ -26,10 +26,10 @@ from redis.retry import Retry
 
 from api import create_app
 from api.extensions import EXTENSION
-from feed.demo import DEMO_CATEGORIES, generate_articles
-from feed.model_store import REINDEX_LOCK_KEY
-from feed.redis_server import RedisServer
-from feed.tokens import issue_token
+from devtools.demo import DEMO_CATEGORIES, generate_articles
+from devtools.redis_server import RedisServer
+from feed.model.store import REINDEX_LOCK_KEY
+from feed.readers.tokens import issue_token
 from tests.conftest import TEST_SECRET
 from tests.factories import demo_corpus
 from tests.live import LiveService, Reply, bearer, free_port, serve

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from feed.reindex import reindex
+from feed.model.reindex import reindex
 from tests.factories import article, demo_corpus, ingest, wait_for_model
 
 
@@ -168,11 +168,11 @@ def test_the_cache_expires_after_its_ttl(settings_overrides, redis_client, token
 def test_a_feed_built_without_the_lock_still_pages(client, services, alice, monkeypatch):
     """A request that gives up waiting for another build makes its own; its cursor works and
     its first page is not cached as the user's."""
-    from feed import cache
+    from feed.serving import cache
 
     client.put("/v1/users/alice/categories/tech", headers=alice)  # the cached list is stale
     services.redis.set(cache.LOCK_KEY % "alice", "someone-else", px=60_000)
-    monkeypatch.setattr("feed.service.BUILD_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr("feed.serving.service.BUILD_WAIT_SECONDS", 0.2)
     first = client.get("/v1/users/alice/feed?limit=5", headers=alice)
     assert first.headers["X-Feed-Cache"] == "miss"
     cursor = first.json["next_cursor"]

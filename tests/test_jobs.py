@@ -1,4 +1,4 @@
-"""Background jobs (feed/jobs.py, feed/periodic.py, feed/activity.py) run by a real RQ worker.
+"""Background jobs (feed.jobs, feed.jobs.periodic, feed.readers.activity) run by a real RQ worker.
 
 The worker is rq's SimpleWorker in burst mode, in this process (RQ installs signal handlers,
 so it runs on the main thread); the web side is the app in queue mode, so it only enqueues.
@@ -24,12 +24,17 @@ from api import create_app
 from api.extensions import EXTENSION
 from cli.worker import runtime_for
 from config import Settings
-from feed import activity, articles, jobs, locks, model_store, periodic, precompute, versions
-from feed.articles import Article
-from feed.jobs import Runtime
-from feed.periodic import Periodic
-from feed.redis_server import RedisServer
+from devtools.redis_server import RedisServer
+from feed import jobs
+from feed.corpus import articles
+from feed.corpus.articles import Article
+from feed.jobs import Runtime, periodic, precompute
+from feed.jobs.periodic import Periodic
+from feed.model import store as model_store
+from feed.model import versions
+from feed.readers import activity
 from feed.services import Services
+from feed.storage import locks
 from recommender.model import CorpusModel
 from tests.conftest import TEST_SECRET
 from tests.factories import article, wait_for_model

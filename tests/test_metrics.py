@@ -18,8 +18,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.extensions import EXTENSION
+from devtools.redis_server import RedisServer
 from feed import experiments, jobs
-from feed.redis_server import RedisServer
 from tests.conftest import Tokens
 from tests.factories import article, demo_corpus, ingest
 from tests.live import free_port, serve

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from feed import experiments
-from feed.assignment import Experiment, Variant, assign
-from feed.migrate import upgrade
+from feed.experiments.assignment import Experiment, Variant, assign
+from feed.model.migrate import upgrade
 from tests.factories import demo_corpus
 
 FEED = "/v1/users/alice/feed?limit=10"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from feed.demo import generate_articles
+from devtools.demo import generate_articles
 from recommender.model import CorpusModel, Doc, fit
 
 

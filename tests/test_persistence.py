@@ -32,10 +32,10 @@ from api import create_app
 from api.extensions import EXTENSION
 from cli.serve import _start_embedded
 from config import Settings
-from feed.demo import DEMO_CATEGORIES
-from feed.redis_server import RedisServer
+from devtools.demo import DEMO_CATEGORIES
+from devtools.redis_server import RedisServer
+from feed.readers.subscriptions import SUBS_KEY
 from feed.services import Services
-from feed.subscriptions import SUBS_KEY
 from tests.conftest import TEST_SECRET
 from tests.live import bearer, free_port
 

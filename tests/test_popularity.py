@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from feed.popularity import EPOCH_KEY, REBASE_EXPONENT, SHOWN_KEY, Popularity
+from feed.readers.popularity import EPOCH_KEY, REBASE_EXPONENT, SHOWN_KEY, Popularity
 
 HOUR = 3600.0
 T0 = 1_800_000_000.0

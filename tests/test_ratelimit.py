@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from feed.connection import open_redis
-from feed.ratelimit import COUNTER_KEY, MAX_LEASE, RateLimiter, Rule
-from feed.redis_server import RedisServer
+from devtools.redis_server import RedisServer
+from feed.storage.connection import open_redis
+from feed.storage.ratelimit import COUNTER_KEY, MAX_LEASE, RateLimiter, Rule
 
 
 class Clock:

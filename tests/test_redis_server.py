@@ -1,4 +1,4 @@
-"""feed.redis_server: a private redis-server child process starts, persists and stops."""
+"""devtools.redis_server: a private redis-server child process starts, persists and stops."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from feed import redis_server
-from feed.redis_server import RedisServer, find_redis_server
+from devtools import redis_server
+from devtools.redis_server import RedisServer, find_redis_server
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +155,7 @@ def test_atexit_stops_only_in_the_starting_process(tmp_path: Path) -> None:
         """
         import os, sys
         import redis
-        from feed.redis_server import RedisServer
+        from devtools.redis_server import RedisServer
 
         srv = RedisServer(sys.argv[1], appendonly=False).start()
         print(srv.pid, flush=True)

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from config.logs import RequestIdFilter, json_formatter, logging_config
-from feed.redis_server import RedisServer
+from devtools.redis_server import RedisServer
 from tests.conftest import Tokens
 from tests.live import serve
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from feed import rss
-from feed.rss import FetchError, FetchOptions
+from feed.sources import rss
+from feed.sources.rss import FetchError, FetchOptions
 from tests.feedserver import feed_server
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -11,8 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from feed import articles, sources, versions
-from feed.rss import FetchOptions
+from feed import sources
+from feed.corpus import articles
+from feed.model import versions
+from feed.sources.rss import FetchOptions
 from tests.conftest import TEST_SECRET
 from tests.feedserver import feed_server
 

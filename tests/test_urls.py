@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from feed.urls import canonical_url
+from feed.corpus.urls import canonical_url
 
 
 @pytest.mark.parametrize(

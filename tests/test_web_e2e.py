@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from feed.events import STREAM_KEY
+from feed.readers.events import STREAM_KEY
 from tests.live import serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

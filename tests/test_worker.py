@@ -22,11 +22,13 @@ from api import create_app
 from api.extensions import EXTENSION
 from cli import cli
 from cli import worker as cli_worker
-from feed import articles, jobs, versions
-from feed.articles import Article
-from feed.connection import open_redis
-from feed.redis_server import RedisServer
+from devtools.redis_server import RedisServer
+from feed import jobs
+from feed.corpus import articles
+from feed.corpus.articles import Article
+from feed.model import versions
 from feed.services import Services
+from feed.storage.connection import open_redis
 from tests.conftest import TEST_SECRET
 from tests.factories import article, wait_for_model
 from tests.live import bearer, free_port, serve

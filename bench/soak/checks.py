@@ -13,7 +13,7 @@ from bench.soak.client import Client
 from bench.soak.common import CHECK_BUDGET_S, CLIENT_TIMEOUT_S, log
 from bench.soak.load import Load
 from bench.soak.users import User
-from feed.events import STREAM_MAX_LEN
+from feed.readers.events import STREAM_MAX_LEN
 
 
 def follows_after_restart(port: int, users: Sequence[User], *, ready: bool) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import sys
 import time
 
 from bench.common import REPO
-from feed.demo import DEMO_CATEGORIES
+from devtools.demo import DEMO_CATEGORIES
 
 DEFAULT_OUTPUT = REPO / "var" / "soak.json"
 

@@ -32,10 +32,10 @@ from bench.soak.load import Load
 from bench.soak.memory import MemoryWatch, worker_rss
 from bench.soak.users import User
 from config import Settings
-from feed.demo import generate_articles
-from feed.events import STREAM_KEY
-from feed.redis_server import RedisServer
-from feed.tokens import issue_token
+from devtools.demo import generate_articles
+from devtools.redis_server import RedisServer
+from feed.readers.events import STREAM_KEY
+from feed.readers.tokens import issue_token
 
 
 @dataclass

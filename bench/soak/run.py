@@ -61,7 +61,7 @@ from bench.soak.phases import Options, Soak
 from bench.soak.report import build_report
 from cli.worker import worker_process
 from config import ENV_PREFIX
-from feed.redis_server import RedisServer
+from devtools.redis_server import RedisServer
 
 
 def run(options: Options) -> int:

@@ -20,11 +20,13 @@ from typing import Any
 import redis
 
 from config import Settings
-from feed import articles, locks, rss
-from feed.articles import Article, UpsertResult
+from feed.corpus import articles
+from feed.corpus.articles import Article, UpsertResult
+from feed.corpus.urls import canonical_url
 from feed.exceptions import FeedError, SourceConflict, SourceNotFound
-from feed.rss import FetchError, FetchOptions
-from feed.urls import canonical_url
+from feed.sources import rss
+from feed.sources.rss import FetchError, FetchOptions
+from feed.storage import locks
 
 log = logging.getLogger(__name__)
 

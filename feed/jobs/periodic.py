@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
-from feed import locks
+from feed.storage import locks
 
 log = logging.getLogger(__name__)
 

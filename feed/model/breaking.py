@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import redis
 
-from feed import articles, versions
+from feed.corpus import articles
+from feed.model import versions
 from recommender.model import CorpusModel, Doc
 
 # Articles a process vectorises on top of one fitted model. Past this (a bulk ingest) it waits

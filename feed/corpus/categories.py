@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import redis
 from redis.client import Pipeline
 
-from feed import versions
 from feed.exceptions import CategoryNotFound
 from feed.ids import check_slug
+from feed.model import versions
 
 NAMES_KEY = "nf:{corpus}:categories"  # hash slug -> display name
 COUNTS_KEY = "nf:{corpus}:categories:counts"  # hash slug -> number of stored articles

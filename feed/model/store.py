@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import redis
 
-from feed import versions
+from feed.model import versions
 
 SEQ_KEY = "nf:model:seq"
 ARTIFACT_KEY = "nf:model:{%d}"  # bytes of recommender.model.CorpusModel

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import redis
 
-from feed import articles
-from feed.articles import Article, Rejection, UpsertResult
+from feed.corpus import articles
+from feed.corpus.articles import Article, Rejection, UpsertResult
 from feed.ids import check_id
-from feed.model_keeper import ModelKeeper
+from feed.model.keeper import ModelKeeper
 
 MAX_BATCH = 1000  # articles per call: bounds one transaction's size and the request body
 

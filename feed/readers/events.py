@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 
 import redis
 
-from feed import articles, cache, experiments, history
-from feed.popularity import Popularity
+from feed import experiments
+from feed.corpus import articles
+from feed.readers import history
+from feed.readers.popularity import Popularity
+from feed.serving import cache
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from feed.assignment import Experiment
+from feed.experiments.assignment import Experiment
 from recommender.stats import (
     Interval,
     RatioSums,

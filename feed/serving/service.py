@@ -11,14 +11,17 @@ from dataclasses import dataclass
 
 import redis
 
-from feed import activity, articles, cache, categories, history, subscriptions, versions
-from feed.cache import Entry, Header, Inputs, RenderedPage
-from feed.cursor import Cursor, CursorCodec
+from feed.corpus import articles, categories
 from feed.exceptions import StaleCursor
-from feed.model_keeper import ModelKeeper
-from feed.popularity import Popularity
-from feed.variants import Variants
-from feed.versions import Versions
+from feed.model import versions
+from feed.model.keeper import ModelKeeper
+from feed.model.versions import Versions
+from feed.readers import activity, history, subscriptions
+from feed.readers.popularity import Popularity
+from feed.serving import cache
+from feed.serving.cache import Entry, Header, Inputs, RenderedPage
+from feed.serving.cursor import Cursor, CursorCodec
+from feed.serving.variants import Variants
 from recommender.ranker import Ranked, RankRequest
 from recommender.registry import uses_popularity
 

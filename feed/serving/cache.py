@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import redis
 from redis.client import Pipeline
 
-from feed import locks
+from feed.storage import locks
 
 # Every key of one user shares the {u:<id>} hash tag, so a feed request stays in one slot.
 FEED_KEY = "nf:{u:%s}:feed"  # list: header JSON, then "id\t<item JSON tail>" entries

@@ -1,6 +1,6 @@
 """A/B experiments on rankers: stored definitions, start/stop, counters and results.
 
-Definitions and the pure bucketing live in :mod:`feed.assignment` (re-exported here). An
+Definitions and the pure bucketing live in :mod:`feed.experiments.assignment` (re-exported here). An
 experiment is an immutable record: created as a draft, started once, stopped once; to change
 one, stop it and create another under a new name.
 
@@ -22,8 +22,8 @@ from dataclasses import replace
 
 import redis
 
-from feed import locks
-from feed.assignment import (
+from feed.exceptions import ExperimentConflict, ExperimentNotFound, WriteConflict
+from feed.experiments.assignment import (
     BUCKETS,
     Assignment,
     Experiment,
@@ -34,9 +34,9 @@ from feed.assignment import (
     dump_running,
     parse_running,
 )
-from feed.connection import slot_eval
-from feed.exceptions import ExperimentConflict, ExperimentNotFound, WriteConflict
-from feed.experiment_results import CONFIDENCE, ExperimentResults, VariantResult, summarise
+from feed.experiments.results import CONFIDENCE, ExperimentResults, VariantResult, summarise
+from feed.storage import locks
+from feed.storage.connection import slot_eval
 
 __all__ = [
     "BUCKETS",

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 import redis
 from redis.client import Pipeline
 
-from feed import categories
+from feed.corpus import categories
 
 # Both keys carry the user's hash tag so the scripts below stay within one cluster slot.
 SUBS_KEY = "nf:{u:%s}:subs"  # set of category slugs

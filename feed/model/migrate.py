@@ -14,7 +14,10 @@ import re
 import redis
 from redis.cluster import RedisCluster
 
-from feed import articles, categories, experiments, model_store, sources, versions
+from feed import experiments, sources
+from feed.corpus import articles, categories
+from feed.model import store as model_store
+from feed.model import versions
 
 log = logging.getLogger(__name__)
 

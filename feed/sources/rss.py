@@ -1,4 +1,4 @@
-"""RSS/Atom fetching, parsing and cleaning into articles; no Redis here (see feed/sources.py).
+"""RSS/Atom fetching, parsing and cleaning into articles; no Redis here (see feed.sources).
 
 A fetch is polite (conditional GET, a User-Agent that names us) and bounded (a timeout and a
 size cap). Parsing never stops at a bad item: each one is reported with a reason and the good
@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import feedparser
 
-from feed.articles import Article
-from feed.urls import canonical_url
+from feed.corpus.articles import Article
+from feed.corpus.urls import canonical_url
 
 # Field limits: the same as the article API's (api/schemas.py ArticleInSchema).
 MAX_TITLE = 500

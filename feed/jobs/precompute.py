@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import redis
 
-from feed import activity, versions
-from feed.service import FeedService
+from feed.model import versions
+from feed.readers import activity
+from feed.serving.service import FeedService
 
 # Readers per precompute job: a few seconds of work, so that several workers share one
 # precompute, and a newer model stops the jobs still queued at once.

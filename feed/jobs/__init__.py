@@ -21,12 +21,15 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from config import Settings
-from feed import model_store, precompute, sources, versions
-from feed.connection import is_cluster, open_redis
-from feed.periodic import Periodic
-from feed.reindex import fit_under_lock
-from feed.rss import FetchOptions
-from feed.service import FeedService
+from feed import sources
+from feed.jobs import precompute
+from feed.jobs.periodic import Periodic
+from feed.model import store as model_store
+from feed.model import versions
+from feed.model.reindex import fit_under_lock
+from feed.serving.service import FeedService
+from feed.sources.rss import FetchOptions
+from feed.storage.connection import is_cluster, open_redis
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 
 import redis
 
-from feed import articles, locks, model_store, versions
-from feed.model_store import ModelMeta
+from feed.corpus import articles
+from feed.model import store as model_store
+from feed.model import versions
+from feed.model.store import ModelMeta
+from feed.storage import locks
 from recommender.model import CorpusModel, Doc, fit
 
 log = logging.getLogger(__name__)
@@ -55,7 +58,7 @@ def reindex(r: redis.Redis, *, live_window_days: float, now: float | None = None
     articles.forget_deleted_before(r, started - DELETED_RETENTION_SECONDS)
     if previous is not None:
         # Processes may still be extending the replaced model with the changes since its fit
-        # (feed/breaking.py): only those both models hold are forgotten.
+        # (feed/model/breaking.py): only those both models hold are forgotten.
         versions.trim_changes(r, min(previous.corpus_version, corpus_version))
     t3 = time.perf_counter()
     log.info(

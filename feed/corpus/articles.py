@@ -14,10 +14,12 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from feed import categories, locks, versions
-from feed.connection import slot_mget
+from feed.corpus import categories
+from feed.corpus.urls import url_digest
 from feed.exceptions import ArticleNotFound, WriteConflict
-from feed.urls import url_digest
+from feed.model import versions
+from feed.storage import locks
+from feed.storage.connection import slot_mget
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 import redis
 from redis.client import Pipeline
 
-from feed.connection import mget_across_slots, slot_eval
+from feed.storage.connection import mget_across_slots, slot_eval
 
 # Any article or category write bumps the corpus version, so cached feeds built before it miss.
 CORPUS_VERSION_KEY = "nf:{corpus}:version"
 # The model version every worker should rank with; set only after its artifact is fully stored.
 MODEL_CURRENT_KEY = "nf:{corpus}:model"
 # zset: article id -> the corpus version of its latest upsert or delete. A model fitted at
-# corpus version v is brought up to date by the ids scored above v (feed/breaking.py).
+# corpus version v is brought up to date by the ids scored above v (feed/model/breaking.py).
 CHANGES_KEY = "nf:{corpus}:changes"
 # The log holds every change above this version; a refit trims what every served model holds.
 CHANGES_FLOOR_KEY = "nf:{corpus}:changes:floor"

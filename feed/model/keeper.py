@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import redis
 
-from feed import breaking, model_store, versions
 from feed.exceptions import ServiceUnavailable
-from feed.model_store import ModelMeta
-from feed.reindex import fit_under_lock, release_lock
+from feed.model import breaking, versions
+from feed.model import store as model_store
+from feed.model.reindex import fit_under_lock, release_lock
+from feed.model.store import ModelMeta
 from recommender.model import CorpusModel
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class LoadedModel:
     meta: ModelMeta
     model: CorpusModel
     # Every article write up to this corpus version is in ``model``: the fit's snapshot, or
-    # later once the articles written since were vectorised into it (feed/breaking.py).
+    # later once the articles written since were vectorised into it (feed/model/breaking.py).
     corpus_version: int
     changes: int = 0  # change log entries vectorised on top of the fit
 

@@ -1,0 +1,1 @@
+"""The article corpus and the category catalog: writes, reads, ingestion."""

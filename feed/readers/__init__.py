@@ -1,0 +1,1 @@
+"""Each reader's state: follows, reading history, events, activity, popularity, tokens."""

@@ -1,0 +1,1 @@
+"""Redis plumbing every part shares: connections, locks, rate-limit leases."""
