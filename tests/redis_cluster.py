@@ -11,8 +11,8 @@ from typing import Self
 
 import redis
 
-from feed.connection import CLUSTER_SCHEME
-from feed.redis_server import RedisServer
+from devtools.redis_server import RedisServer
+from feed.storage.connection import CLUSTER_SCHEME
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 5000
