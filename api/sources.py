@@ -18,7 +18,8 @@ from api.source_schemas import (
     SourceSchema,
 )
 from feed import sources
-from feed.sources import PollOutcome, Source, fetch_options
+from feed.sources import Source, polling
+from feed.sources.polling import PollOutcome, fetch_options
 
 blp = Blueprint("sources", __name__, url_prefix="/v1/sources", description="RSS/Atom sources")
 
@@ -81,6 +82,6 @@ class SourcePoll(MethodView):
         A failed fetch answers 200 with `status: error` and the reason; the source backs off.
         """
         svc = services()
-        return sources.poll(
+        return polling.poll(
             svc.redis, source_id, fetch_options(svc.settings), upsert=svc.corpus.upsert
         )

@@ -7,7 +7,8 @@ import click
 from cli.common import open_client
 from config import Settings
 from feed import sources
-from feed.sources import fetch_options
+from feed.sources import polling
+from feed.sources.polling import fetch_options
 
 
 @click.command("poll")
@@ -22,9 +23,9 @@ def poll_command(everything: bool) -> None:
     options = fetch_options(settings)
     if everything:
         ids = [s.id for s in sources.list_all(client) if s.enabled]
-        outcomes = [sources.poll(client, i, options) for i in ids]
+        outcomes = [polling.poll(client, i, options) for i in ids]
     else:
-        outcomes = sources.poll_due(client, options)
+        outcomes = polling.poll_due(client, options)
     failed = 0
     for outcome in outcomes:
         line = (

@@ -27,7 +27,7 @@ from config.logs import logging_config
 from feed import jobs
 from feed.jobs import Runtime, open_queue, periodic
 from feed.services import build_services
-from feed.sources import fetch_options
+from feed.sources.polling import fetch_options
 
 log = logging.getLogger(__name__)
 

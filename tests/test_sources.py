@@ -14,6 +14,7 @@ from cli import cli
 from feed import sources
 from feed.corpus import articles
 from feed.model import versions
+from feed.sources import polling
 from feed.sources.rss import FetchOptions
 from tests.conftest import TEST_SECRET
 from tests.feedserver import feed_server
@@ -146,10 +147,10 @@ def test_repoll_without_etag_changes_nothing(redis_client, server):
     url = server.serve("/plain.xml", FEED.format(date=rfc822_now()), etag=False)
     source = sources.create(redis_client, url, ["world"])
     options = FetchOptions(timeout=5)
-    first = sources.poll(redis_client, source.id, options)
+    first = polling.poll(redis_client, source.id, options)
     assert len(first.created) == 2
     version = redis_client.get(versions.CORPUS_VERSION_KEY)
-    again = sources.poll(redis_client, source.id, options, now=first.next_poll_at)
+    again = polling.poll(redis_client, source.id, options, now=first.next_poll_at)
     assert again.status == "ok" and again.created == [] and again.updated == []
     assert again.unchanged == 2  # the undated story keeps the date it was first seen with
     assert redis_client.get(versions.CORPUS_VERSION_KEY) == version
@@ -159,21 +160,21 @@ def test_failing_source_backs_off_exponentially_then_recovers(redis_client, serv
     url = server.serve("/down.xml", "", status=500)
     source = sources.create(redis_client, url, ["world"], poll_interval_seconds=600, now=1000.0)
     options = FetchOptions(timeout=5)
-    first = sources.poll(redis_client, source.id, options, now=1000.0)
+    first = polling.poll(redis_client, source.id, options, now=1000.0)
     assert first.status == "error" and first.http_status == 500 and "500" in (first.error or "")
     assert first.next_poll_at == 1000.0 + 600 * 2
     assert sources.due(redis_client, now=1500.0) == []
-    second = sources.poll(redis_client, source.id, options, now=3000.0)
+    second = polling.poll(redis_client, source.id, options, now=3000.0)
     assert second.next_poll_at == 3000.0 + 600 * 4
     state = sources.get(redis_client, source.id).state
     assert state.consecutive_failures == 2 and state.last_status == "error"
     assert "http_error" in (state.last_error or "")
     for _ in range(10):
-        capped = sources.poll(redis_client, source.id, options, now=5000.0)
-    assert capped.next_poll_at == 5000.0 + sources.MAX_BACKOFF_SECONDS
+        capped = polling.poll(redis_client, source.id, options, now=5000.0)
+    assert capped.next_poll_at == 5000.0 + polling.MAX_BACKOFF_SECONDS
 
     server.serve("/down.xml", FEED.format(date=rfc822_now()))
-    ok = sources.poll(redis_client, source.id, options, now=9000.0)
+    ok = polling.poll(redis_client, source.id, options, now=9000.0)
     assert ok.status == "ok" and len(ok.created) == 2
     state = sources.get(redis_client, source.id).state
     assert state.consecutive_failures == 0 and state.next_poll_at == 9000.0 + 600
@@ -191,7 +192,7 @@ def test_size_cap_fails_the_poll(client, tokens, server, services):
 def test_malformed_document_without_items_fails_and_is_recorded(redis_client, server):
     url = server.serve("/junk.xml", "<html><body>not a feed <<<", content_type="text/html")
     source = sources.create(redis_client, url, ["world"])
-    outcome = sources.poll(redis_client, source.id, FetchOptions(timeout=5))
+    outcome = polling.poll(redis_client, source.id, FetchOptions(timeout=5))
     assert outcome.status == "error" and (outcome.error or "").startswith("malformed")
     assert sources.get(redis_client, source.id).state.consecutive_failures == 1
 
@@ -203,7 +204,7 @@ def test_poll_due_skips_disabled_and_not_yet_due_sources(redis_client, server):
         redis_client, server.serve("/b.xml", feed), ["world"], enabled=False, now=100.0
     )
     later = sources.create(redis_client, server.serve("/c.xml", feed), ["world"], now=500.0)
-    outcomes = sources.poll_due(redis_client, FetchOptions(timeout=5), now=200.0)
+    outcomes = polling.poll_due(redis_client, FetchOptions(timeout=5), now=200.0)
     assert [o.source_id for o in outcomes] == [due.id]
     assert off.id not in sources.due(redis_client, now=10**12)
     assert later.id in sources.due(redis_client, now=10**12)

@@ -21,13 +21,13 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from config import Settings
-from feed import sources
 from feed.jobs import precompute
 from feed.jobs.periodic import Periodic
 from feed.model import store as model_store
 from feed.model import versions
 from feed.model.reindex import fit_under_lock
 from feed.serving.service import FeedService
+from feed.sources import polling
 from feed.sources.rss import FetchOptions
 from feed.storage.connection import is_cluster, open_redis
 
@@ -272,7 +272,7 @@ def precompute_job(model_version: int, user_ids: Sequence[str]) -> dict[str, Any
 def poll_job() -> dict[str, Any]:
     """Poll the due sources; new or changed articles request a fit."""
     rt = current()
-    outcomes = sources.poll_due(rt.redis, rt.fetch)
+    outcomes = polling.poll_due(rt.redis, rt.fetch)
     changed = sum(len(o.created) + len(o.updated) for o in outcomes)
     if changed:
         request_reindex(rt.queue_redis, versions.read(rt.redis).corpus)
