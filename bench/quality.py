@@ -190,7 +190,7 @@ def floor_runs(
 
 
 @dataclass(frozen=True)
-class Report:
+class QualityReport:
     corpus: str
     ranker: str
     topic: list[TopicRun]
@@ -205,10 +205,10 @@ class Report:
         }
 
 
-def report(corpus: TextCorpus, ranker_name: str = "tfidf") -> Report:
+def report(corpus: TextCorpus, ranker_name: str = "tfidf") -> QualityReport:
     model = fit([s.doc() for s in corpus.stories])
     ranker = make_ranker(ranker_name)
-    return Report(
+    return QualityReport(
         f"{corpus.name}, {len(model.slugs)} categories",
         ranker_name,
         topic_runs(ranker, model, corpus.stories, corpus.topics),
@@ -216,7 +216,7 @@ def report(corpus: TextCorpus, ranker_name: str = "tfidf") -> Report:
     )
 
 
-def _print(result: Report) -> None:
+def _print(result: QualityReport) -> None:
     print(result.corpus, "| ranker", result.ranker)
     print(f"\nTopic share of page 1 after {CLICKS} clicks (target: rise >= 0.25, after >= 0.35)")
     print(f"{'topic':<10} {'follows':<24} {'before':>6} {'after':>6} {'rise':>6} {'min cat':>7}")
