@@ -127,6 +127,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(FeedError, _domain_error)
     for error in REDIS_UNAVAILABLE:
         app.register_error_handler(error, _redis_down)
+    app.register_error_handler(redis.ResponseError, _redis_refused)
 
 
 def _domain_error(error: FeedError) -> ResponseReturnValue:
@@ -144,6 +145,14 @@ def _redis_down(error: Exception) -> ResponseReturnValue:
         "storage is unreachable; retry shortly",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+def _redis_refused(error: redis.ResponseError) -> ResponseReturnValue:
+    # Redis 6.2 reports a write refused inside a script by a demoted primary as a generic
+    # script error quoting READONLY (7.0 raises ReadOnlyError): unavailable all the same.
+    if "READONLY" in str(error):
+        return _redis_down(error)
+    return _internal(error)
 
 
 def _internal(error: BaseException) -> ResponseReturnValue:
