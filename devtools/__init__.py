@@ -1,1 +1,1 @@
-"""Local tooling for `make run` and the tests: the demo corpus and a private redis-server."""
+"""Local tooling for `make run` and the tests: demo corpus, private redis-server, MIND sample."""

@@ -1,11 +1,16 @@
-"""Writes small MIND-format samples (news.tsv, behaviors.tsv) from the demo corpus generator."""
+"""A small MIND-format click log (news.tsv, behaviors.tsv) from the demo corpus generator.
+
+Run ``python -m devtools.mind_sample DIR`` to write one for ``newsfeed evaluate``.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import random
+import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +42,8 @@ FRESHNESS_HALF_LIFE_HOURS = 24.0
 HISTORY_PREFERRED_SHARE = 0.85
 EMPTY_HISTORY_SHARE = 0.03
 
-# Lines the sample's readers must skip (and count); blank lines are ignored, not counted.
+# Lines the sample's readers must skip (and count) when it is written with ``malformed=True``
+# (the readers' tests want them); blank lines come with them and are ignored, not counted.
 MALFORMED_NEWS_LINES = 1
 MALFORMED_BEHAVIOR_LINES = 3
 
@@ -57,6 +63,7 @@ def write_mind_sample(
     impressions: int = 2000,
     news: int = 800,
     seed: int = 7,
+    malformed: bool = True,
 ) -> tuple[Path, Path]:
     """Write ``news.tsv`` and ``behaviors.tsv`` under ``directory``; same arguments, same files.
 
@@ -64,8 +71,10 @@ def write_mind_sample(
     ``PREFERRED_BOOST`` times the click weight come from them. Every news item also has an
     appeal and loses half its click weight per day of age, so popularity and freshness carry
     some signal too. Each impression shows 10-20 fresh candidates (in random order) with 1-3
-    clicks. The behaviors file is in impression-id order, not time order, and carries
-    ``MALFORMED_BEHAVIOR_LINES`` broken lines; news.tsv carries ``MALFORMED_NEWS_LINES``.
+    clicks; one that would show fewer than two is left out, so a small ``news`` gives fewer
+    impressions. The behaviors file is in impression-id order, not time order. With ``malformed``
+    it carries ``MALFORMED_BEHAVIOR_LINES`` broken lines and news.tsv ``MALFORMED_NEWS_LINES``,
+    plus a blank line each; without, every line parses (the files are otherwise the same).
     """
     rng = random.Random(seed)
     end = LOG_START + timedelta(days=LOG_DAYS)
@@ -90,12 +99,14 @@ def write_mind_sample(
     directory.mkdir(parents=True, exist_ok=True)
     news_path = directory / "news.tsv"
     behaviors_path = directory / "behaviors.tsv"
-    _write_news(news_path, articles, items)
-    _write_behaviors(behaviors_path, items, users, impressions, rng)
+    _write_news(news_path, articles, items, malformed)
+    _write_behaviors(behaviors_path, items, users, impressions, rng, malformed)
     return news_path, behaviors_path
 
 
-def _write_news(path: Path, articles: list[dict[str, object]], items: list[_Item]) -> None:
+def _write_news(
+    path: Path, articles: list[dict[str, object]], items: list[_Item], malformed: bool
+) -> None:
     lines: list[str] = []
     for n, (article, item) in enumerate(zip(articles, items, strict=True)):
         category, subcategory = MIND_CATEGORIES[item.slugs[0]]
@@ -117,13 +128,19 @@ def _write_news(path: Path, articles: list[dict[str, object]], items: list[_Item
         if n == 1:
             fields = fields[:4]  # a line cut after the title: still readable, no abstract
         lines.append("\t".join(fields))
-    lines.insert(len(lines) // 2, "N99999\tnews")  # malformed: two fields
-    lines.insert(len(lines) // 3, "")  # blank: ignored
+    if malformed:
+        lines.insert(len(lines) // 2, "N99999\tnews")  # two fields
+        lines.insert(len(lines) // 3, "")  # blank: ignored
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _write_behaviors(
-    path: Path, items: list[_Item], users: int, impressions: int, rng: random.Random
+    path: Path,
+    items: list[_Item],
+    users: int,
+    impressions: int,
+    rng: random.Random,
+    malformed: bool,
 ) -> None:
     start = LOG_START.timestamp()
     slugs = list(MIND_CATEGORIES)
@@ -135,7 +152,9 @@ def _write_behaviors(
     for _ in range(users):
         liked = frozenset(rng.sample(slugs, rng.choice((1, 2))))
         preferences.append(liked)
-        length = 0 if rng.random() < EMPTY_HISTORY_SHARE else rng.randint(3, 30)
+        # No news before the log (a tiny --news) leaves nothing to draw a history from.
+        empty = not before or rng.random() < EMPTY_HISTORY_SHARE
+        length = 0 if empty else rng.randint(3, 30)
         chosen: dict[str, _Item] = {}
         for _ in range(length):
             if rng.random() < HISTORY_PREFERRED_SHARE:
@@ -147,10 +166,12 @@ def _write_behaviors(
         histories.append(sorted(chosen.values(), key=lambda item: item.published))
 
     lines: list[str] = []
-    for number in range(1, impressions + 1):
+    for _ in range(impressions):
         user = rng.randrange(users)
         now = start + rng.random() * LOG_DAYS * 86400
         fresh = [item for item in items if now - FRESH_HOURS * 3600 <= item.published <= now]
+        if len(fresh) < 2:  # too few news for a labelled impression: the readers would skip it
+            continue
         shown = rng.sample(fresh, min(rng.randint(10, 20), len(fresh)))
         weights = [
             (PREFERRED_BOOST if preferences[user].intersection(item.slugs) else 1.0)
@@ -165,7 +186,7 @@ def _write_behaviors(
         lines.append(
             "\t".join(
                 [
-                    str(number),
+                    str(len(lines) + 1),
                     f"U{1001 + user}",
                     format_time(now),
                     " ".join(item.id for item in histories[user]),
@@ -173,13 +194,56 @@ def _write_behaviors(
                 ]
             )
         )
-    malformed = [
+    if not malformed:
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return
+    broken = [
         f"{impressions + 1}\tU1001\t2019-11-10 08:00\t\tN10001-1 N10002-0",  # unreadable time
         f"{impressions + 2}\tU1001\t{format_time(start)}\t\tN10001-1 N10002-2",  # bad label
         f"{impressions + 3}\tU1001\t{format_time(start)}",  # three fields
     ]
-    assert len(malformed) == MALFORMED_BEHAVIOR_LINES
-    for offset, line in enumerate(malformed, start=1):
-        lines.insert(offset * len(lines) // (len(malformed) + 1), line)
+    assert len(broken) == MALFORMED_BEHAVIOR_LINES
+    for offset, line in enumerate(broken, start=1):
+        lines.insert(offset * len(lines) // (len(broken) + 1), line)
     lines.insert(len(lines) // 5, "")  # blank: ignored
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write a sample into DIR and print how to evaluate the rankers on it."""
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.mind_sample",
+        description="Write a MIND-format click log (news.tsv, behaviors.tsv) from demo news.",
+    )
+    parser.add_argument("directory", metavar="DIR", type=Path, help="created if missing")
+    parser.add_argument("--users", type=int, default=300, help="default: %(default)s")
+    parser.add_argument("--impressions", type=int, default=2000, help="default: %(default)s")
+    parser.add_argument("--news", type=int, default=800, help="default: %(default)s")
+    parser.add_argument("--seed", type=int, default=7, help="default: %(default)s")
+    parser.add_argument(
+        "--malformed",
+        action="store_true",
+        help="add the broken lines the readers' tests use (the evaluator skips and counts them)",
+    )
+    args = parser.parse_args(argv)
+    for name in ("users", "impressions", "news"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    news_path, behaviors_path = write_mind_sample(
+        args.directory,
+        users=args.users,
+        impressions=args.impressions,
+        news=args.news,
+        seed=args.seed,
+        malformed=args.malformed,
+    )
+    print(news_path)
+    print(behaviors_path)
+    print(
+        f"newsfeed evaluate --news {shlex.quote(str(news_path))} "
+        f"--behaviors {shlex.quote(str(behaviors_path))}"
+    )
+
+
+if __name__ == "__main__":
+    main()

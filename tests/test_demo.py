@@ -1,16 +1,25 @@
-"""devtools.demo: a deterministic, well-formed demo corpus and its JSON Lines writer."""
+"""devtools: the deterministic demo corpus, its vocabulary file, and the MIND sample command."""
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
+import subprocess
+import sys
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devtools.demo import DEMO_CATEGORIES, generate_articles, write_jsonl
+from devtools.demo_text import VOCABULARY_FILE, load_vocabulary
+from recommender.mind import ParseErrors, read_behaviors, read_news
+
+ROOT = Path(__file__).resolve().parents[1]
 
 NOW = datetime(2025, 3, 14, 12, 30, 45, 500_000, tzinfo=UTC)
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
@@ -136,3 +145,59 @@ def test_write_jsonl_round_trips(tmp_path: Path) -> None:
     assert len(lines) == 150
     assert [json.loads(line) for line in lines] == articles
     assert write_jsonl(str(tmp_path / "empty.jsonl"), []) == 0
+
+
+def _vocabulary() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((ROOT / "devtools" / VOCABULARY_FILE).read_text("utf-8"))
+    return data
+
+
+def _bad_template(data: dict[str, Any]) -> None:
+    data["headlines"].append("{actor_h} {verb} {topc}")
+
+
+def _bad_suffix(data: dict[str, Any]) -> None:
+    data["sentences"].append("{topic~went} up.")
+
+
+def _bad_related(data: dict[str, Any]) -> None:
+    data["categories"]["tech"]["related"].append("astrology")
+
+
+@pytest.mark.parametrize(
+    ("mistake", "message"),
+    [(_bad_template, "{topc}"), (_bad_suffix, "{topic~went}"), (_bad_related, "astrology")],
+)
+def test_mistakes_in_the_vocabulary_file_fail_when_it_is_loaded(
+    mistake: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    data = _vocabulary()
+    load_vocabulary(json.dumps(data))  # the shipped file is fine
+    mistake(data)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_vocabulary(json.dumps(data))
+
+
+def test_mind_sample_command_writes_files_the_mind_readers_parse(tmp_path: Path) -> None:
+    out = tmp_path / "mind sample"  # a space: the printed command must still be runnable
+    command = [sys.executable, "-m", "devtools.mind_sample", str(out), "--users", "30"]
+    command += ["--impressions", "200", "--seed", "3"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    news_path, behaviors_path = out / "news.tsv", out / "behaviors.tsv"
+    evaluate = (
+        f"newsfeed evaluate --news {shlex.quote(str(news_path))} "
+        f"--behaviors {shlex.quote(str(behaviors_path))}"
+    )
+    assert result.stdout.splitlines() == [str(news_path), str(behaviors_path), evaluate]
+
+    news_errors, behavior_errors = ParseErrors(), ParseErrors()
+    news = read_news(news_path, news_errors)
+    impressions = read_behaviors(behaviors_path, behavior_errors)
+    assert news_errors.count == 0, news_errors.examples
+    assert behavior_errors.count == 0, behavior_errors.examples
+    assert len(news) == 800 and len(impressions) == 200
+    assert {i.user for i in impressions} <= {f"U{1001 + n}" for n in range(30)}
+    for impression in impressions:
+        assert set(impression.history) | set(impression.candidates) <= set(news)
+        assert 1 <= sum(impression.labels) < len(impression.labels)

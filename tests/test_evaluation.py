@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from sklearn.metrics import roc_auc_score
 
 from cli.evaluate import evaluate_command
+from devtools.mind_sample import MALFORMED_BEHAVIOR_LINES, MALFORMED_NEWS_LINES, write_mind_sample
 from recommender.baselines import PopularRanker
 from recommender.diversity import MMRRanker
 from recommender.evaluation import (
@@ -40,7 +41,6 @@ from recommender.mind import (
 from recommender.model import CorpusModel
 from recommender.ranker import Ranked, RankRequest
 from recommender.registry import make_ranker
-from tests.mind_sample import MALFORMED_BEHAVIOR_LINES, MALFORMED_NEWS_LINES, write_mind_sample
 
 # ---------------------------------------------------------------------------------------------
 # OfflineMetrics

