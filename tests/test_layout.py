@@ -103,3 +103,13 @@ def test_lower_layers_never_import_upper_ones(layer: str) -> None:
         if name.split(".")[0] in FORBIDDEN[layer]
     )
     assert not wrong, wrong
+
+
+def test_no_two_classes_share_a_name() -> None:
+    """A class name says which one it is, wherever it is imported."""
+    seen: dict[str, list[str]] = {}
+    for module, path in project_modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef):
+                seen.setdefault(node.name, []).append(module)
+    assert {name: where for name, where in seen.items() if len(where) > 1} == {}
