@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 import click
 
 from cli.corpus import ingest, migrate, reindex_command
@@ -12,7 +14,16 @@ from cli.tokens import token
 from cli.worker import jobs_command, worker_command
 
 
+def installed_version() -> str:
+    """The installed distribution's version; "dev" when run from a checkout not installed."""
+    try:
+        return version("newsfeed")
+    except PackageNotFoundError:
+        return "dev"
+
+
 @click.group(help="newsfeed: a personalized news-feed backend.")
+@click.version_option(installed_version(), prog_name="newsfeed", message="%(prog)s %(version)s")
 def cli() -> None:
     pass
 

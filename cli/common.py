@@ -52,8 +52,14 @@ def redis_url(settings: Settings) -> str:
     return url
 
 
-def dev_secret(settings: Settings) -> Settings:
-    """Without a configured key, use a random secret kept under data_dir (development only)."""
+def dev_secret(settings: Settings, *, announce: bool = False) -> Settings:
+    """Without a configured key, use a random secret kept under data_dir (development only).
+
+    With ``announce``, say so on stderr, on every run and not only when the file is created:
+    `serve` and `token` do, as they verify and sign tokens with it, and a person whose token
+    is refused needs to know which secret is in play. `worker` stays quiet (it signs only page
+    cursors, which never leave the service); the other commands sign nothing and never ask.
+    """
     if settings.jwt_secret or settings.jwt_public_key or not settings.local_defaults:
         return settings
     path = Path(settings.data_dir) / SECRET_FILE
@@ -62,12 +68,13 @@ def dev_secret(settings: Settings) -> Settings:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     os.environ[ENV_PREFIX + "JWT_SECRET"] = path.read_text().strip()
-    click.echo(f"using the development JWT secret in {path}", err=True)
+    if announce:
+        click.echo(f"using the development JWT secret in {path}", err=True)
     return Settings.from_env()
 
 
 def settings_with_redis() -> Settings:
-    """Settings for commands that talk to the service's Redis: the embedded Redis of a running
-    `newsfeed serve`, and its development secret, when none is configured."""
-    settings = dev_secret(Settings.from_env())
+    """Settings for commands that talk to the service's Redis: NEWSFEED_REDIS_URL, else the
+    embedded Redis of a running `newsfeed serve`."""
+    settings = Settings.from_env()
     return replace(settings, redis_url=redis_url(settings))

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
+import os
+import stat
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import IO, Any
 
 import click
 import redis
@@ -14,43 +18,98 @@ from api.schemas import ArticleInSchema
 from cli.common import open_client, reindex_and_report
 from config import Settings
 from feed.corpus import articles
-from feed.corpus.articles import Rejection
+from feed.corpus.articles import Article, Rejection
 from feed.corpus.ingest import MAX_BATCH
 from feed.model.migrate import upgrade
 
+LINES_PER_REDRAW = 100  # of the progress bar over a pipe
 
-@click.command()
+# Built with json.dumps, so the line the help shows is one the command accepts.
+EXAMPLE_LINE = json.dumps(
+    {
+        "id": "a-17",
+        "url": "https://example.com/a-17",
+        "title": "Rates rise",
+        "summary": "By a quarter point.",
+        "categories": ["business"],
+        "published_at": "2024-05-01T08:00:00Z",
+    }
+)
+INGEST_HELP = f"""Upsert articles from a JSON Lines file, one article object per line; a PATH of
+`-` reads stdin.
+
+Each object has id, url (http or https), title, summary, categories (a list of category
+slugs) and published_at (ISO 8601; UTC without an offset), and may have body and source; any
+other field is an error. A bad line is reported with its number and skipped; the others are
+stored, and the model is refitted unless --no-reindex. An example line:
+
+\b
+{EXAMPLE_LINE}
+"""
+
+
+@click.command(help=INGEST_HELP)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--no-reindex", is_flag=True, help="Leave fitting to the running service.")
 def ingest(path: str, no_reindex: bool) -> None:
-    """Upsert articles from a JSON Lines file (one article object per line)."""
     settings = Settings.from_env()
     client = open_client(settings)
     created = updated = 0
     rejected: list[Rejection] = []
-    with click.open_file(path) as handle:
-        for batch, bad in _batches(handle):
+    # Bytes: json.loads decodes them, and the progress bar counts what was read exactly.
+    with click.open_file(path, "rb") as handle, _progress(handle) as lines:
+        for batch, bad in _batches(lines):
             result = articles.upsert(client, batch)
             created += len(result.created)
             updated += len(result.updated)
             rejected.extend([*bad, *result.rejected])
-    for rejection in rejected:
-        click.echo(f"line {rejection.index}: {rejection.id}: {rejection.message}", err=True)
+    for rejection in sorted(rejected, key=lambda r: r.index or 0):
+        click.echo(rejection_line(rejection), err=True)
     click.echo(f"created {created}, updated {updated}, rejected {len(rejected)}")
     if not no_reindex:
         reindex_and_report(client, settings)
 
 
+def rejection_line(rejection: Rejection) -> str:
+    """`line 2 (id "a-17"): url: Not a valid URL.`; without the id when the line had none."""
+    where = f"line {rejection.index}"
+    if rejection.id is not None:
+        where += f" (id {json.dumps(rejection.id, ensure_ascii=False)})"
+    return f"{where}: {rejection.message}"
+
+
+def field_messages(messages: Any) -> str:
+    """marshmallow's messages as `field: message` pairs, nested fields dotted
+    (`categories.0: must be ...`), errors of the whole object without a field."""
+    pairs: list[str] = []
+
+    def walk(node: Any, path: list[str]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, path if key == "_schema" else [*path, str(key)])
+        elif isinstance(node, list):
+            for message in node:
+                walk(message, path)
+        else:
+            pairs.append(f"{'.'.join(path)}: {node}" if path else str(node))
+
+    walk(messages, [])
+    return "; ".join(pairs)
+
+
 @click.command()
 def migrate() -> None:
     """Move data stored under an older key layout to the current one (serve does this too)."""
-    upgrade_layout(open_client(Settings.from_env()))
+    if not upgrade_layout(open_client(Settings.from_env())):
+        click.echo("nothing to migrate: the store already uses the current key layout")
 
 
-def upgrade_layout(client: redis.Redis) -> None:
+def upgrade_layout(client: redis.Redis) -> int:
+    """Answers how many keys were moved, and says so when there were some."""
     moved = upgrade(client)
     if moved:
         click.echo(f"moved {moved} keys from the old key layout to the current one")
+    return moved
 
 
 @click.command("reindex")
@@ -60,19 +119,69 @@ def reindex_command() -> None:
     reindex_and_report(open_client(settings), settings)
 
 
-def _batches(lines: Any) -> Iterator[tuple[list[tuple[int, Any]], list[Rejection]]]:
+@contextmanager
+def _progress(handle: IO[bytes]) -> Iterator[Iterable[bytes]]:
+    """The lines of ``handle``, with a progress bar on stderr when that is a terminal: over
+    the bytes of a file, over the lines of a pipe (whose size is unknown)."""
+    if not sys.stderr.isatty() or handle.isatty():  # no bar under lines typed by hand
+        yield handle
+        return
+    size = _file_size(handle)
+    if size is None:
+        # The count changes every line: redraw every LINES_PER_REDRAW lines, not every line.
+        with click.progressbar(
+            handle,
+            label="lines read",
+            show_pos=True,
+            file=sys.stderr,
+            update_min_steps=LINES_PER_REDRAW,
+        ) as bar:
+            yield bar
+    else:
+        with click.progressbar(length=size, label="ingesting", file=sys.stderr) as bytes_bar:
+            yield _advancing(handle, bytes_bar.update)
+
+
+def _file_size(handle: IO[bytes]) -> int | None:
+    try:
+        info = os.fstat(handle.fileno())
+    except (OSError, ValueError):  # a stream without a file descriptor
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def _advancing(lines: Iterable[bytes], advance: Callable[[int], None]) -> Iterator[bytes]:
+    for line in lines:
+        advance(len(line))
+        yield line
+
+
+def _batches(lines: Iterable[bytes]) -> Iterator[tuple[list[tuple[int, Article]], list[Rejection]]]:
     schema = ArticleInSchema()
-    batch: list[tuple[int, Any]] = []
+    batch: list[tuple[int, Article]] = []
     bad: list[Rejection] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            batch.append((number, schema.load(json.loads(line))))
-        except (ValueError, ValidationError) as error:
-            message = error.messages if isinstance(error, ValidationError) else str(error)
-            bad.append(Rejection(None, "invalid", str(message), number))
+            raw = json.loads(line)
+        except ValueError as error:  # not JSON, or not UTF-8
+            bad.append(Rejection(None, "invalid", _not_json(error), number))
+            continue
+        try:
+            batch.append((number, schema.load(raw)))
+        except ValidationError as error:
+            # The schema refused the line before reading its id: take it from the object.
+            found = raw.get("id") if isinstance(raw, dict) else None
+            line_id = found if isinstance(found, str) else None
+            bad.append(Rejection(line_id, "invalid", field_messages(error.messages), number))
         if len(batch) == MAX_BATCH:
             yield batch, bad
             batch, bad = [], []
     yield batch, bad
+
+
+def _not_json(error: ValueError) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"not valid JSON: {error.msg} (column {error.colno})"
+    return f"not valid JSON: {error}"

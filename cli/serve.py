@@ -33,12 +33,13 @@ DEMO_ARTICLES = 400
 def serve(demo: bool, worker: bool | None) -> None:
     """Run the API under gunicorn (with an embedded Redis when none is configured)."""
     settings = Settings.from_env()
+    default_log_format(settings, tty=sys.stdout.isatty())
     embedded: RedisServer | None = None
     if not settings.redis_url:
         if not settings.local_defaults:
             raise click.ClickException(f"set {ENV_PREFIX}REDIS_URL (no local defaults here)")
         embedded = _start_embedded(settings)
-    settings = dev_secret(Settings.from_env())
+    settings = dev_secret(Settings.from_env(), announce=True)
     if worker is None:
         worker = embedded is not None and settings.reindex_mode == "queue"
     if not worker and settings.reindex_mode == "queue":
@@ -49,7 +50,7 @@ def serve(demo: bool, worker: bool | None) -> None:
         upgrade_layout(open_client(settings))
         if demo:
             os.environ[ENV_PREFIX + "DEV_MODE"] = "true"  # the web page gets tokens from /dev/token
-            _load_demo(settings)
+            click.echo(demo_message(settings, load_demo(settings)))
         # Started after the demo load, so its first periodic fit sees the corpus.
         with worker_process() if worker else nullcontext():
             _run_gunicorn()
@@ -57,6 +58,19 @@ def serve(demo: bool, worker: bool | None) -> None:
         if embedded is not None:
             (Path(settings.data_dir) / REDIS_URL_FILE).unlink(missing_ok=True)
             embedded.stop()
+
+
+def default_log_format(settings: Settings, *, tty: bool) -> None:
+    """The one rule for the log format gunicorn and the worker get from `newsfeed serve`
+    (both read NEWSFEED_LOG_FORMAT from the environment, which they inherit).
+
+    Text for a person at a terminal: stdout a TTY, and local defaults on (the image turns
+    them off, so a container keeps JSON even under `docker run -t`). JSON, the setting's
+    default, when stdout is a pipe or a file, for log shippers. A NEWSFEED_LOG_FORMAT set
+    explicitly always wins.
+    """
+    if tty and settings.local_defaults:
+        os.environ.setdefault(ENV_PREFIX + "LOG_FORMAT", "text")
 
 
 def _start_embedded(settings: Settings) -> RedisServer:
@@ -70,7 +84,9 @@ def _start_embedded(settings: Settings) -> RedisServer:
     return server
 
 
-def _load_demo(settings: Settings) -> None:
+def load_demo(settings: Settings) -> int:
+    """Put the demo categories, and the demo corpus when the corpus is empty (a corpus of
+    one's own is never mixed with it); answers how many articles were loaded."""
     from devtools.demo import DEMO_CATEGORIES, generate_articles
 
     client = open_client(settings)
@@ -78,16 +94,27 @@ def _load_demo(settings: Settings) -> None:
     for slug, name in DEMO_CATEGORIES.items():
         if current.get(slug) != name:  # a rename drops every cached feed: only when needed
             categories.put(client, slug, name)
-    if articles.count(client) == 0:
-        schema = ArticleInSchema()
-        batch = [(i, schema.load(a)) for i, a in enumerate(generate_articles(DEMO_ARTICLES))]
-        articles.upsert(client, batch)
-        reindex_and_report(client, settings)
+    if articles.count(client) > 0:
+        return 0
+    schema = ArticleInSchema()
+    batch = [(i, schema.load(a)) for i, a in enumerate(generate_articles(DEMO_ARTICLES))]
+    loaded = len(articles.upsert(client, batch).created)
+    reindex_and_report(client, settings)
+    return loaded
+
+
+def demo_message(settings: Settings, loaded: int) -> str:
+    """What `serve --demo` prints: what it loaded, the page, and demo tokens to try the API."""
     user = issue_token(settings, "demo-user")
     admin = issue_token(settings, "demo-admin", admin=True)
     base = f"http://{settings.host}:{settings.port}"
-    click.echo(
-        f"\nDemo data loaded. Try:\n"
+    if loaded:
+        news = f"Demo data loaded ({loaded} articles)."
+    else:
+        news = "The corpus is not empty, so no demo data was loaded."
+    return (
+        f"\n{news}\n"
+        f"Open {base}/ for the reader's page. Or try the API:\n"
         f"  export TOKEN={user}\n"
         f"  curl {base}/v1/categories\n"
         f'  curl -X PUT -H "Authorization: Bearer $TOKEN" '

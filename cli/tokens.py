@@ -13,10 +13,16 @@ from feed.readers.tokens import issue_token
 @click.command()
 @click.option("--user", "user_id", required=True, help="The token's subject (a user id).")
 @click.option("--admin", is_flag=True, help="Allow article and category writes.")
-@click.option("--ttl", type=int, default=None, help="Lifetime in seconds.")
+@click.option(
+    "--ttl",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Lifetime in seconds [default: NEWSFEED_TOKEN_TTL_SECONDS, a day unless set].",
+)
 def token(user_id: str, admin: bool, ttl: int | None) -> None:
     """Print a bearer token signed with the configured secret."""
     try:
-        click.echo(issue_token(dev_secret(Settings.from_env()), user_id, admin=admin, ttl=ttl))
+        settings = dev_secret(Settings.from_env(), announce=True)
+        click.echo(issue_token(settings, user_id, admin=admin, ttl=ttl))
     except (ValueError, InvalidId) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -21,7 +21,7 @@ import redis
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from cli.common import settings_with_redis
+from cli.common import dev_secret, settings_with_redis
 from config import Settings
 from config.logs import logging_config
 from feed import jobs
@@ -129,7 +129,7 @@ def worker_command(burst: bool) -> None:
     Needs the service's secrets (cursors are signed into precomputed pages). Run one or more
     next to the web processes; periodic tasks run once per interval whatever their number.
     """
-    settings = settings_with_redis()
+    settings = dev_secret(settings_with_redis())
     logging.config.dictConfig(_logging_config(settings))
     try:
         run_worker(settings, burst=burst)

@@ -95,6 +95,7 @@ class Settings:
     threads: int = 4
     log_level: str = "info"
     # "json": one JSON object per line on stdout, for log shippers; "text" for people at a terminal.
+    # Unset, `newsfeed serve` with stdout on a terminal uses text (cli.serve.default_log_format).
     log_format: str = "json"
 
     # Development only: serve GET /dev/token?user=ID (a signed token for anyone who asks) so the
