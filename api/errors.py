@@ -98,7 +98,7 @@ class NewsfeedApi(Api):
             return error_response(
                 status,
                 CODE_FOR_STATUS.get(status, "error"),
-                _summarise(messages),
+                summarise_messages(messages),
                 {"fields": messages},
                 data.get("headers"),
             )
@@ -161,22 +161,28 @@ def _internal(error: BaseException) -> ResponseReturnValue:
     return error_response(500, "internal_error", message)
 
 
-def _summarise(messages: Any, limit: int = 5) -> str:
-    """`json.articles.3.url: Not a valid URL.` for the first few field errors."""
+def summarise_messages(messages: Any, limit: int | None = 5) -> str:
+    """`json.articles.3.url: Not a valid URL.` for the first ``limit`` field errors (None:
+    all): the API's messages and `newsfeed ingest`'s rejections."""
     flat: list[str] = []
+
+    def located(path: list[str], message: str) -> str:
+        return f"{'.'.join(path)}: {message}" if path else message
 
     def walk(node: Any, path: list[str]) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                walk(value, [*path, str(key)])
+                # Errors of a whole object (marshmallow's `_schema`) belong to its path.
+                walk(value, path if key == "_schema" else [*path, str(key)])
         elif isinstance(node, list) and all(isinstance(m, str) for m in node):
-            flat.append(f"{'.'.join(path)}: {' '.join(node)}")
+            flat.append(located(path, " ".join(node)))
         elif isinstance(node, list):
             for index, value in enumerate(node):
                 walk(value, [*path, str(index)])
         else:
-            flat.append(f"{'.'.join(path)}: {node}")
+            flat.append(located(path, str(node)))
 
     walk(messages, [])
-    more = f" (and {len(flat) - limit} more)" if len(flat) > limit else ""
-    return "; ".join(flat[:limit]) + more if flat else "invalid request"
+    shown = flat if limit is None else flat[:limit]
+    more = f" (and {len(flat) - len(shown)} more)" if len(shown) < len(flat) else ""
+    return "; ".join(shown) + more if flat else "invalid request"

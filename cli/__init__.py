@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 import click
 
 from cli.corpus import ingest, migrate, reindex_command
@@ -12,14 +10,7 @@ from cli.poll import poll_command
 from cli.serve import serve
 from cli.tokens import token
 from cli.worker import jobs_command, worker_command
-
-
-def installed_version() -> str:
-    """The installed distribution's version; "dev" when run from a checkout not installed."""
-    try:
-        return version("newsfeed")
-    except PackageNotFoundError:
-        return "dev"
+from config import installed_version
 
 
 @click.group(help="newsfeed: a personalized news-feed backend.")

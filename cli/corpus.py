@@ -8,12 +8,13 @@ import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO
 
 import click
 import redis
 from marshmallow import ValidationError
 
+from api.errors import summarise_messages
 from api.schemas import ArticleInSchema
 from cli.common import open_client, reindex_and_report
 from config import Settings
@@ -76,25 +77,6 @@ def rejection_line(rejection: Rejection) -> str:
     if rejection.id is not None:
         where += f" (id {json.dumps(rejection.id, ensure_ascii=False)})"
     return f"{where}: {rejection.message}"
-
-
-def field_messages(messages: Any) -> str:
-    """marshmallow's messages as `field: message` pairs, nested fields dotted
-    (`categories.0: must be ...`), errors of the whole object without a field."""
-    pairs: list[str] = []
-
-    def walk(node: Any, path: list[str]) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, path if key == "_schema" else [*path, str(key)])
-        elif isinstance(node, list):
-            for message in node:
-                walk(message, path)
-        else:
-            pairs.append(f"{'.'.join(path)}: {node}" if path else str(node))
-
-    walk(messages, [])
-    return "; ".join(pairs)
 
 
 @click.command()
@@ -174,7 +156,11 @@ def _batches(lines: Iterable[bytes]) -> Iterator[tuple[list[tuple[int, Article]]
             # The schema refused the line before reading its id: take it from the object.
             found = raw.get("id") if isinstance(raw, dict) else None
             line_id = found if isinstance(found, str) else None
-            bad.append(Rejection(line_id, "invalid", field_messages(error.messages), number))
+            bad.append(
+                Rejection(
+                    line_id, "invalid", summarise_messages(error.messages, limit=None), number
+                )
+            )
         if len(batch) == MAX_BATCH:
             yield batch, bad
             batch, bad = [], []

@@ -88,12 +88,20 @@ def load_demo(settings: Settings) -> int:
     """Put the demo categories, and the demo corpus when the corpus is empty (a corpus of
     one's own is never mixed with it); answers how many articles were loaded."""
     from devtools.demo import DEMO_CATEGORIES, generate_articles
+    from devtools.demo_sources import register_demo_sources
 
     client = open_client(settings)
     current = categories.names(client)
     for slug, name in DEMO_CATEGORIES.items():
         if current.get(slug) != name:  # a rename drops every cached feed: only when needed
             categories.put(client, slug, name)
+    if settings.demo_sources:
+        feeds = register_demo_sources(client)
+        if feeds:
+            click.echo(
+                f"{len(feeds)} public news feeds registered as sources: the worker polls them "
+                "for real headlines when this machine reaches the internet"
+            )
     if articles.count(client) > 0:
         return 0
     schema = ArticleInSchema()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from importlib import metadata
 from typing import Any
 
 ENV_PREFIX = "NEWSFEED_"
@@ -102,6 +103,9 @@ class Settings:
     # web page at / works without pasting a token. `newsfeed serve --demo` turns it on; never
     # enable it in production.
     dev_mode: bool = False
+    # `newsfeed serve --demo` also registers public news feeds (devtools.demo_sources) for
+    # real headlines when the machine reaches the internet; the tests turn it off.
+    demo_sources: bool = True
 
     def __post_init__(self) -> None:
         if self.reindex_mode not in REINDEX_MODES:
@@ -139,3 +143,11 @@ def _parse(name: str, raw: str, default: Any) -> Any:
         return raw
     except ValueError as exc:
         raise ValueError(f"{ENV_PREFIX}{name.upper()}: cannot parse {raw!r}") from exc
+
+
+def installed_version() -> str:
+    """The installed distribution's version; "dev" when run from a checkout not installed."""
+    try:
+        return metadata.version("newsfeed")
+    except metadata.PackageNotFoundError:
+        return "dev"

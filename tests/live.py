@@ -178,6 +178,7 @@ def serve(
         NEWSFEED_THREADS=str(threads),
         NEWSFEED_LOG_LEVEL="warning",
         NEWSFEED_MODEL_POLL_SECONDS="0.2",
+        NEWSFEED_DEMO_SOURCES="false",  # tests never reach the network
     )
     environ.update(env)
     workdir.mkdir(parents=True, exist_ok=True)

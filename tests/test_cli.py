@@ -22,6 +22,8 @@ from cli.corpus import _progress
 from cli.serve import default_log_format, demo_message, load_demo
 from config import Settings
 from devtools.demo import write_jsonl
+from devtools.demo_sources import DEMO_SOURCES
+from feed import sources
 from feed.corpus import articles
 from feed.model import versions
 from tests.conftest import TEST_SECRET
@@ -227,3 +229,15 @@ def test_serve_without_redis_url_runs_an_embedded_redis_and_stops_it(tmp_path):
         socket.create_connection(("127.0.0.1", redis_port), timeout=1).close()
     aof = list((var / "redis").rglob("*.aof*"))
     assert aof, "the embedded Redis keeps an append-only file under var/"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_demo_registers_public_news_feeds_unless_told_not_to(
+    env, redis_client, monkeypatch, enabled
+):
+    """Registered only (never fetched here: the jobs worker polls them); the tests' own
+    `serve --demo` runs turn them off, so no test reaches the network."""
+    monkeypatch.setenv("NEWSFEED_DEMO_SOURCES", str(enabled).lower())
+    load_demo(Settings.from_env())
+    registered = {s.url for s in sources.list_all(redis_client)}
+    assert registered == ({s.url for s in DEMO_SOURCES} if enabled else set())

@@ -11,12 +11,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from importlib import metadata
 from typing import Any
 
 import redis
 
-from config import Settings
+from config import Settings, installed_version
 from feed.corpus import articles
 from feed.corpus.articles import Article, UpsertResult
 from feed.exceptions import FeedError, SourceNotFound
@@ -57,15 +56,8 @@ def fetch_options(settings: Settings) -> FetchOptions:
     return FetchOptions(
         timeout=settings.poll_timeout_seconds,
         max_bytes=settings.poll_max_bytes,
-        user_agent=user_agent(_version(), settings.poll_contact),
+        user_agent=user_agent(installed_version(), settings.poll_contact),
     )
-
-
-def _version() -> str:
-    try:
-        return metadata.version("newsfeed")
-    except metadata.PackageNotFoundError:
-        return "dev"
 
 
 def poll_due(
