@@ -28,9 +28,9 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.extensions import services
-from feed import experiments, jobs
+from feed import experiments
 from feed.corpus import articles
-from feed.jobs import open_queue
+from feed.jobs import open_queue, status
 from feed.model import store as model_store
 from feed.model import versions
 from feed.readers.events import EventResult
@@ -236,7 +236,7 @@ def experiment_exposures(r: redis.Redis) -> Iterator[Metric]:
 
 def job_queue(queue_redis: redis.Redis) -> Iterator[Metric]:
     """Background jobs by state over every queue (from the queue's Redis), and live workers."""
-    depths = jobs.queue_depths(queue_redis)
+    depths = status.queue_depths(queue_redis)
     workers = depths.pop("workers")
     family = GaugeMetricFamily("newsfeed_jobs", "Background jobs by state", labels=["state"])
     for state, count in depths.items():

@@ -25,7 +25,7 @@ from cli.common import dev_secret, settings_with_redis
 from config import Settings
 from config.logs import logging_config
 from feed import jobs
-from feed.jobs import Runtime, open_queue, periodic
+from feed.jobs import Runtime, open_queue, periodic, status
 from feed.services import build_services
 from feed.sources.polling import fetch_options
 
@@ -143,10 +143,10 @@ def jobs_command(show_failed: bool) -> None:
     """Print the background jobs queued, running, scheduled (retries) and failed."""
     settings = settings_with_redis()
     connection = open_queue(settings)
-    depths = jobs.queue_depths(connection)
+    depths = status.queue_depths(connection)
     click.echo(", ".join(f"{state} {count}" for state, count in depths.items()))
     if show_failed:
-        for job in jobs.failed_jobs(connection):
+        for job in status.failed_jobs(connection):
             ended = job.ended_at.isoformat(timespec="seconds") if job.ended_at else "?"
             click.echo(f"{job.id} {ended} {job.description}: {job.error}")
 

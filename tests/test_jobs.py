@@ -28,7 +28,7 @@ from devtools.redis_server import RedisServer
 from feed import jobs
 from feed.corpus import articles
 from feed.corpus.articles import Article
-from feed.jobs import Runtime, periodic, precompute
+from feed.jobs import Runtime, periodic, precompute, status
 from feed.jobs.periodic import Periodic
 from feed.model import store as model_store
 from feed.model import versions
@@ -280,9 +280,9 @@ def test_a_failing_job_is_retried_then_lands_in_the_failed_registry(settings, re
             work(rt.queue_redis)
             assert job.get_status(refresh=True) == JobStatus.FAILED
             assert job.id in jobs.queue(rt.queue_redis).failed_job_registry
-            depths = jobs.queue_depths(rt.queue_redis)
+            depths = status.queue_depths(rt.queue_redis)
             assert (depths["failed"], depths["queued"], depths["scheduled"]) == (1, 0, 0)
-            [failed] = jobs.failed_jobs(rt.queue_redis)
+            [failed] = status.failed_jobs(rt.queue_redis)
             assert failed.id == job.id and "ConnectionError" in failed.error
         finally:
             jobs.install(None)

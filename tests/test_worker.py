@@ -26,6 +26,7 @@ from devtools.redis_server import RedisServer
 from feed import jobs
 from feed.corpus import articles
 from feed.corpus.articles import Article
+from feed.jobs import status
 from feed.model import versions
 from feed.services import Services
 from feed.storage.connection import open_redis
@@ -106,7 +107,7 @@ def test_the_worker_fits_what_the_api_enqueues_and_precomputes(
         depths: dict[str, int] = {}
 
         def precomputed() -> bool:
-            depths.update(jobs.queue_depths(redis_client))
+            depths.update(status.queue_depths(redis_client))
             return depths["finished"] == 3 and depths["queued"] + depths["started"] == 0
 
         eventually(precomputed, "the precompute", log)
@@ -137,7 +138,7 @@ def test_two_workers_run_a_periodic_task_once(redis_server, redis_client, tmp_pa
         eventually(lambda: workers_alive(redis_client) == 2, "both workers", log)
         eventually(lambda: versions.read(redis_client).model == 1, "the periodic fit", log)
         time.sleep(3)  # both ticked about three times more since
-        depths = jobs.queue_depths(redis_client)
+        depths = status.queue_depths(redis_client)
         assert versions.read(redis_client).model == 1
         assert depths["finished"] == 2, depths  # one forced reindex, one poll, whichever ran them
 

@@ -11,12 +11,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+
 from functools import partial
 from typing import Any
 
 import redis
-from rq import Queue, Retry, Worker
+from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -318,47 +318,3 @@ def run_reindex(
         result.meta.articles,
         result.read_seconds + result.fit_seconds + result.store_seconds,
     )
-
-
-# -- status (`newsfeed jobs`, metrics)
-
-
-@dataclass(frozen=True)
-class FailedJob:
-    id: str
-    description: str
-    ended_at: datetime | None
-    error: str  # the exception's last line
-
-
-def queue_depths(queue_redis: redis.Redis) -> dict[str, int]:
-    """Jobs per state over every queue, and the workers alive; read-only (no cleanup)."""
-    depths = dict.fromkeys(("queued", "started", "scheduled", "deferred", "failed", "finished"), 0)
-    for q in queues(queue_redis):
-        depths["queued"] += q.count
-        depths["started"] += q.started_job_registry.get_job_count(cleanup=False)
-        depths["scheduled"] += q.scheduled_job_registry.get_job_count(cleanup=False)
-        depths["deferred"] += q.deferred_job_registry.get_job_count(cleanup=False)
-        depths["failed"] += q.failed_job_registry.get_job_count(cleanup=False)
-        depths["finished"] += q.finished_job_registry.get_job_count(cleanup=False)
-    depths["workers"] = Worker.count(connection=queue_redis)
-    return depths
-
-
-def failed_jobs(queue_redis: redis.Redis, limit: int = 20) -> list[FailedJob]:
-    """The newest failed jobs (those out of retries), newest first."""
-    found: list[FailedJob] = []
-    for q in queues(queue_redis):
-        registry = q.failed_job_registry
-        ids = registry.get_job_ids(0, limit - 1, desc=True)
-        for job in Job.fetch_many(ids, connection=queue_redis, serializer=JSONSerializer):
-            if job is None:
-                continue
-            result = job.latest_result()
-            text = (result.exc_string if result else None) or ""
-            lines = text.strip().splitlines()
-            found.append(
-                FailedJob(job.id, job.description or "", job.ended_at, lines[-1] if lines else "")
-            )
-    found.sort(key=lambda j: j.ended_at.timestamp() if j.ended_at else 0.0, reverse=True)
-    return found[:limit]
