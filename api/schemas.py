@@ -20,6 +20,9 @@ R = TypeVar("R")
 MAX_FOLLOWED = 200  # categories one user may follow; bounds the subscription set
 MAX_CATEGORIES_PER_ARTICLE = 10
 FUTURE_TOLERANCE = timedelta(hours=1)  # clock skew between the CMS or a device and us
+# Older publish dates are typos; it also keeps every stored date a four-digit year that reads
+# back (year 1 with an offset overflows, and years below 1000 do not round-trip as ISO 8601).
+EARLIEST_PUBLISHED = datetime(1900, 1, 1, tzinfo=UTC)
 MAX_EVENT_AGE = timedelta(days=7)  # offline devices upload late, but not forever
 NO_CONTROL_CHARS = validate.Regexp(
     r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters"
@@ -93,6 +96,15 @@ class CategoryPutSchema(StrictSchema):
     )
 
 
+def in_utc(moment: datetime, field: str) -> datetime:
+    """The moment in UTC; a date at the edge of the calendar whose offset moves it past year
+    1 or 9999 is a validation error, not an OverflowError."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("is outside the supported range of dates", field) from None
+
+
 class ArticleInSchema(StrictSchema):
     id = ident(required=True)
     url = fields.Url(required=True, schemes={"http", "https"}, validate=validate.Length(max=2048))
@@ -112,9 +124,11 @@ class ArticleInSchema(StrictSchema):
 
     @post_load
     def make_article(self, data: dict[str, Any], **_: Any) -> Article:
-        published = data["published_at"].astimezone(UTC)
+        published = in_utc(data["published_at"], "published_at")
         if published > datetime.now(UTC) + FUTURE_TOLERANCE:
-            raise ValidationError("must not be in the future", "published_at")
+            raise ValidationError("must not be more than an hour in the future", "published_at")
+        if published < EARLIEST_PUBLISHED:
+            raise ValidationError("must not be before 1900", "published_at")
         return Article(
             id=data["id"],
             url=data["url"],
@@ -267,9 +281,9 @@ class EventInSchema(StrictSchema):
     @post_load
     def make_event(self, data: dict[str, Any], **_: Any) -> Event:
         now = datetime.now(UTC)
-        when = data["ts"] or now
+        when = in_utc(data["ts"], "ts") if data["ts"] else now
         if when > now + FUTURE_TOLERANCE:
-            raise ValidationError("must not be in the future", "ts")
+            raise ValidationError("must not be more than an hour in the future", "ts")
         if when < now - MAX_EVENT_AGE:
             raise ValidationError(f"must be within the last {MAX_EVENT_AGE.days} days", "ts")
         return Event(

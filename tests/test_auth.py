@@ -176,3 +176,61 @@ def test_an_hmac_token_keyed_with_the_public_key_is_refused(rs256_client):
         "/v1/users/alice/categories", headers={"Authorization": f"Bearer {forged}"}
     )
     assert response.status_code == 401
+
+
+@pytest.fixture
+def two_family_client(settings_overrides, redis_client):
+    """Public-key mode with an RSA key and two algorithm families configured."""
+    app = create_app(
+        {
+            **settings_overrides,
+            "jwt_secret": "",
+            "jwt_public_key": PUBLIC_PEM,
+            "jwt_algorithms": ("RS256", "ES256"),
+            "cursor_secret": "c" * 40,
+        }
+    )
+    yield app.test_client()
+    app.extensions[EXTENSION].keeper.stop()
+    app.extensions[EXTENSION].redis.close()
+
+
+def test_a_token_naming_the_other_algorithm_family_is_a_401(two_family_client):
+    """Its header names ES256, for which the RSA key is unusable: a 401, not a 500."""
+    header = _b64(json.dumps({"alg": "ES256", "typ": "JWT"}).encode())
+    payload = _b64(json.dumps({"sub": "alice", "exp": future()}).encode())
+    forged = f"{header}.{payload}.{_b64(b'x' * 64)}"
+    for path in ("/v1/users/alice/categories", "/v1/categories"):
+        response = two_family_client.get(path, headers={"Authorization": f"Bearer {forged}"})
+        assert response.status_code in (200, 401), response.get_json()
+        if path != "/v1/categories":  # a public route ignores a bad token it does not need
+            assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "sub", ["a{b}c", "alice\nbob", "café", "x" * 8192, "nf:{u:alice}", " alice"]
+)
+def test_a_subject_outside_the_user_id_rules_is_a_401(client, sub):
+    """`sub` becomes part of Redis keys (rate limits, the reader's keys): it follows the same
+    rules as a user id in a path, or the token is refused."""
+    response = client.get("/v1/categories", headers=bearer({"sub": sub, "exp": future()}))
+    assert response.status_code in (200, 401)
+    response = client.get(
+        "/v1/users/alice/categories", headers=bearer({"sub": sub, "exp": future()})
+    )
+    assert response.status_code == 401
+    assert "sub" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30.@@@", "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln", "x" * 300],
+)
+def test_401_messages_do_not_quote_library_internals(client, token):
+    response = client.get(
+        "/v1/users/alice/categories", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+    message = response.get_json()["error"]["message"]
+    for internal in ("padding", "codec", "Invalid header", "utf-8", "Expecting value"):
+        assert internal not in message, message

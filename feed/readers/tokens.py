@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import jwt
 
 from config import Settings
-from feed.ids import check_id
+from feed.ids import ID_RULE, check_id, is_valid_id
 
 VERIFIED_TOKENS_KEPT = 10_000  # per process: about one per active reader, a few MB at most
 
@@ -85,11 +85,27 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError:
             _invalid("token has expired")
-        except jwt.InvalidTokenError as exc:
-            _invalid(f"invalid token: {exc}")
+        except jwt.MissingRequiredClaimError as exc:
+            _invalid(f"invalid token: the {exc.claim!r} claim is missing")
+        except jwt.InvalidAudienceError:
+            _invalid("invalid token: it is not for this audience")
+        except jwt.InvalidIssuerError:
+            _invalid("invalid token: it is not from the configured issuer")
+        except jwt.ImmatureSignatureError:
+            _invalid("invalid token: it is not valid yet")
+        except jwt.InvalidAlgorithmError:
+            _invalid("invalid token: its algorithm is not accepted here")
+        except jwt.InvalidSignatureError:
+            _invalid("invalid token: the signature does not verify")
+        except (jwt.PyJWTError, ValueError, TypeError):
+            # Malformed parts, or an algorithm the configured key cannot serve (an RSA key asked
+            # for ES256): the library's own words would only describe its internals.
+            _invalid("invalid token: malformed, or not signed with the configured key")
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub:
-            _invalid("invalid token: 'sub' must be a non-empty string")
+        # `sub` names the reader in Redis keys (their state, their rate limits): it follows the
+        # user id rules of a path, or the token is refused.
+        if not isinstance(sub, str) or not is_valid_id(sub):
+            _invalid(f"invalid token: 'sub' must be a user id ({ID_RULE})")
         return Claims(sub=sub, admin=claims.get("admin") is True), float(claims["exp"])
 
 
