@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+from flask import Flask, Response
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -46,6 +46,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     init_proxies(app, settings)
     init_limits(app, settings)
     init_cors(app, settings)
+    init_security_headers(app)
     register_api(app)
     register_error_handlers(app)
     return app
@@ -104,6 +105,16 @@ def init_proxies(app: Flask, settings: Settings) -> None:
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+
+def init_security_headers(app: Flask) -> None:
+    """Browsers take every response as the type it declares (a JSON error is never sniffed
+    into HTML); the page at / adds its own Content-Security-Policy (api/web.py)."""
+
+    @app.after_request
+    def no_sniffing(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 def init_cors(app: Flask, settings: Settings) -> None:

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from api.auth import BEARER, require_self, signed_in
 from api.blueprint import Blueprint
 from api.extensions import services
-from api.schemas import EventBatchSchema, EventResultSchema, split_events
+from api.schemas import EventBatchSchema, EventResultSchema, InvalidItem, split_events
 from feed.readers.events import EventResult
 
 blp = Blueprint("events", __name__, url_prefix="/v1/events", description="Reader events")
@@ -29,8 +29,13 @@ class Events(MethodView):
         Events about unknown articles, or of unknown types, are rejected one by one with a
         reason; the rest are kept. Any event for another user refuses the whole batch (403).
         """
+        # Every user an event names, valid or not: one naming another user refuses the batch.
+        require_self(
+            user
+            for item in batch["events"]
+            if (user := item.named("user_id") if isinstance(item, InvalidItem) else item.user_id)
+        )
         accepted, rejected = split_events(batch["events"])
-        require_self(event.user_id for _, event in accepted)
         svc = services()
         result = svc.events.record(accepted, rejected, time.time())[0]
         if result.accepted:

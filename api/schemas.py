@@ -144,10 +144,15 @@ class ArticleInSchema(StrictSchema):
 class InvalidItem:
     def __init__(self, index: int, item: Any, messages: Any) -> None:
         self.index = index
-        self.id = (
-            item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
-        )
+        self._item = item if isinstance(item, dict) else {}
+        self.id = self.named("id")
         self.messages = messages
+
+    def named(self, field: str) -> str | None:
+        """The item's value for ``field`` when it is a string (it failed validation as a
+        whole, but may still say whom it is about)."""
+        value = self._item.get(field)
+        return value if isinstance(value, str) else None
 
 
 class PerItemList(fields.List):
@@ -229,8 +234,10 @@ class SubscriptionsSchema(StrictSchema):
 class FeedQuerySchema(StrictSchema):
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     cursor = fields.String(
-        validate=validate.Length(1, 400),
-        metadata={"description": "next_cursor from the previous page, unchanged"},
+        validate=validate.Length(0, 400),
+        metadata={
+            "description": "next_cursor from the previous page, unchanged; empty: the first page"
+        },
     )
 
 

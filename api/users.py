@@ -104,7 +104,8 @@ class Feed(MethodView):
     )
     def get(self, query: dict[str, Any], user_id: str) -> Response:
         """This user's ranked feed, one page; follow next_cursor for the next"""
-        page = services().feed.page(user_id, query["limit"], query.get("cursor"))
+        # An empty cursor is the first page: clients build `?cursor=` from a null next_cursor.
+        page = services().feed.page(user_id, query["limit"], query.get("cursor") or None)
         etag = page_etag(page.body, page.feed_id)
         headers = {"X-Feed-Cache": "hit" if page.cache_hit else "miss"}
         # Only If-None-Match applies (no ranges or dates), so it is checked here rather than by

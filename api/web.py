@@ -12,6 +12,13 @@ from feed.readers.tokens import issue_token
 
 STATIC_DIR = Path(__file__).parent / "static"
 DEV_USER = "demo-user"
+# The page runs only its own script and style and talks only to this origin's API: anything
+# injected into a story's text has nowhere to load from or send to.
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
 
 # The page uses only the public /v1 API; it is served outside /v1, so it is never rate limited.
 blp = Blueprint("web", __name__, static_folder=str(STATIC_DIR), static_url_path="/static")
@@ -19,7 +26,9 @@ blp = Blueprint("web", __name__, static_folder=str(STATIC_DIR), static_url_path=
 
 @blp.get("/")
 def index() -> Any:
-    return send_from_directory(STATIC_DIR, "index.html", max_age=0)
+    page = send_from_directory(STATIC_DIR, "index.html", max_age=0)
+    page.headers["Content-Security-Policy"] = PAGE_POLICY
+    return page
 
 
 @blp.get("/dev/token")

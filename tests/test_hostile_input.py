@@ -83,3 +83,28 @@ def test_a_lone_surrogate_anywhere_in_an_article_batch_refuses_the_batch(client,
     assert "lone UTF-16 surrogate" in error_body(response)["message"]
     assert client.get("/v1/articles/ok").status_code == 404  # nothing half-written
     ingest(client, tokens.admin(), [article(id="after")])  # the store still works
+
+
+def test_an_empty_cursor_is_the_first_page(client, tokens):
+    alice = tokens.user("alice")
+    client.put("/v1/users/alice/categories/tech", headers=alice)
+    ingest(client, tokens.admin(), [article(id=f"t{i}", categories=["tech"]) for i in range(3)])
+    first = client.get("/v1/users/alice/feed?limit=2", headers=alice)
+    empty = client.get("/v1/users/alice/feed?limit=2&cursor=", headers=alice)
+    assert empty.status_code == 200, empty.get_json()
+    assert [i["id"] for i in empty.get_json()["items"]] == [
+        i["id"] for i in first.get_json()["items"]
+    ]
+
+
+def test_an_invalid_event_naming_another_user_still_refuses_the_batch(client, tokens):
+    """The promise is "any event for another user refuses the whole batch (403)", also when
+    that event is invalid for another reason (an unknown type)."""
+    ingest(client, tokens.admin(), [article(id="a1")])
+    events = [
+        {"type": "click", "user_id": "alice", "article_id": "a1"},
+        {"type": "teleport", "user_id": "bob", "article_id": "a1"},
+    ]
+    response = client.post("/v1/events", json={"events": events}, headers=tokens.user("alice"))
+    assert response.status_code == 403, response.get_json()
+    assert "'bob'" in error_body(response)["message"]

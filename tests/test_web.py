@@ -90,3 +90,18 @@ def test_dev_token_defaults_to_the_demo_user_and_checks_the_id(dev_app):
     assert client.get("/dev/token").json["user_id"] == "demo-user"
     bad = client.get("/dev/token?user=not%20ok")
     assert bad.status_code == 400 and bad.json["error"]["code"] == "invalid_id"
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/static/app.js", "/v1/categories", "/healthz", "/nope", "/openapi.json"]
+)
+def test_every_response_says_nosniff(client, path):
+    with client.get(path) as response:
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_page_has_a_content_security_policy_of_its_own_origin(client):
+    with client.get("/") as response:
+        policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
