@@ -63,18 +63,19 @@ class _Pool:
 class TfidfRanker:
     """Followed categories and the reader's reading, times an exponential freshness decay.
 
-    An article scores ``(similarity + follow_weight × followed + boost) × freshness``:
+    An article scores ``(similarity + follow_weight × followed) × freshness + pull ×
+    freshness^(1/HISTORY_STRETCH)``:
 
     - ``similarity`` is its cosine to the followed categories' summed centroids; articles of
       followed categories get ``follow_weight`` on top. Articles from other categories qualify
       only when their similarity reaches ``related_min_similarity``, and never fill more than
       ``max_outside_share`` of any prefix of the feed while followed articles remain.
-    - ``boost`` follows the reading history at the level of content, not category: it is the
+    - ``pull`` follows the reading history at the level of content, not category: the
       article's closeness to the recency-weighted TF-IDF profile of what the reader clicked and
-      read (halving every ``history_half_life_hours``), squashed to 0..1 against the
-      ``REFERENCE_RANK``-th closest candidate, times ``history_weight``, and it grows with the
-      amount of reading (half of its weight at ``history_reads`` recent reads). A reader with
-      no history gets the follow-based feed alone.
+      read (halving every ``history_half_life_hours``; see recommender.profile), scaled from
+      the median candidate (0) to the ``REFERENCE_RANK``-th closest (1), squared and squashed
+      by tanh, times ``history_weight``; it grows with the amount of reading (half of it at
+      ``history_reads`` recent reads). A reader with no history gets the follow part alone.
     - Every followed category with articles keeps at least ``category_floor`` of the first
       ``FLOOR_WINDOW`` items, however lopsided the reading: the lowest items of better-served
       categories make room for them.
