@@ -180,9 +180,9 @@ def floor_runs(
     slugs = sorted({s.category for s in stories})
     runs = []
     for topic in topics:
+        wanted = agnews.topic_ids(stories, topic)
         for size in range(2, min(MAX_FOLLOWS, len(slugs)) + 1):
             for followed in _follow_sets(slugs, topic, size):
-                wanted = agnews.topic_ids(stories, topic)
                 page = _page_after_reading(ranker, model, followed, wanted, FLOOR_READS)
                 counts = _category_counts(page, by_id, followed)
                 runs.append(FloorRun(followed, topic.name, min(counts.values())))
