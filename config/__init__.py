@@ -89,6 +89,9 @@ class Settings:
     poll_timeout_seconds: float = 10.0
     poll_max_bytes: int = 5 * 1024 * 1024
     poll_contact: str = ""
+    # Fetches refuse loopback, private, link-local (cloud metadata) and other non-public
+    # addresses; these comma-separated CIDRs and host[:port] entries let intranet feeds through.
+    fetch_allow: tuple[str, ...] = ()
 
     host: str = "127.0.0.1"
     port: int = 8000
