@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate, validates
 
+from api.extensions import services
 from api.schemas import MAX_CATEGORIES_PER_ARTICLE, StrictSchema, path_parameter, slug
-from feed.sources import DEFAULT_INTERVAL_SECONDS, MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
+from feed.sources import (
+    DEFAULT_INTERVAL_SECONDS,
+    MAX_INTERVAL_SECONDS,
+    MIN_INTERVAL_SECONDS,
+    InvalidSourceUrl,
+    check_url,
+)
+from feed.sources.polling import fetch_options
 
 SOURCE_ID_PATTERN = r"^[0-9a-f]{12}$"
 SOURCE_ID_PARAM = path_parameter(
@@ -53,12 +61,24 @@ class SourceInSchema(StrictSchema):
         required=True,
         schemes={"http", "https"},
         validate=validate.Length(1, 2048),
-        metadata={"description": "The feed's absolute http(s) URL; it determines the id"},
+        metadata={
+            "description": "The feed's absolute http(s) URL, without credentials; it determines "
+            "the id. A host written as a loopback, private, link-local or other non-public "
+            "address is refused unless NEWSFEED_FETCH_ALLOW admits it"
+        },
     )
     categories = _categories(required=True)
     poll_interval_seconds = _interval(load_default=DEFAULT_INTERVAL_SECONDS)
     enabled = fields.Boolean(load_default=True)
     category_map = _category_map(load_default=dict)
+
+    @validates("url")
+    def _fetchable(self, url: str, **_: Any) -> None:
+        # Decided from the URL as written, with no lookup: polls check the resolved address.
+        try:
+            check_url(url, fetch_options(services().settings).allow)
+        except InvalidSourceUrl as error:
+            raise ValidationError(str(error)) from None
 
 
 class SourcePatchSchema(StrictSchema):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask.blueprints import BlueprintSetupState
 from flask.views import MethodView
 
 from api.auth import BEARER, admin_only
 from api.blueprint import Blueprint
-from api.extensions import services
+from api.extensions import EXTENSION, services
 from api.source_schemas import (
     SOURCE_ID_PARAM,
     PollOutcomeSchema,
@@ -22,6 +23,12 @@ from feed.sources import Source, polling
 from feed.sources.polling import PollOutcome, fetch_options
 
 blp = Blueprint("sources", __name__, url_prefix="/v1/sources", description="RSS/Atom sources")
+
+
+@blp.record_once
+def _check_fetch_allow(state: BlueprintSetupState) -> None:
+    """A malformed NEWSFEED_FETCH_ALLOW stops the app at start, not at the first poll."""
+    fetch_options(state.app.extensions[EXTENSION].settings)
 
 
 @blp.route("")

@@ -20,6 +20,7 @@ from devtools.redis_server import RedisServer
 from feed.readers.tokens import issue_token
 from feed.services import Services
 from feed.storage.connection import open_redis
+from tests.feedserver import LOCAL_FEEDS
 from tests.redis_cluster import LocalCluster
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256"
@@ -84,6 +85,7 @@ def settings_overrides(redis_url: str) -> dict[str, object]:
         "jwt_secret": TEST_SECRET,
         "model_poll_seconds": 0.02,
         "reindex_mode": "thread",
+        "fetch_allow": LOCAL_FEEDS,
     }
 
 

@@ -7,7 +7,6 @@ from devtools.demo_sources import DEMO_SOURCES, DemoSource, register_demo_source
 from feed import sources
 from feed.corpus import articles
 from feed.sources import polling
-from feed.sources.rss import FetchOptions
 from tests.feedserver import feed_server
 
 FEED = """<?xml version="1.0" encoding="utf-8"?>
@@ -40,7 +39,7 @@ def test_polled_demo_feeds_bring_real_stories_into_their_categories(redis_client
             DemoSource(server.serve("/tech.xml", FEED.format(title="Chip law", slug="t")), "tech"),
         ]
         register_demo_sources(redis_client, demo)
-        outcomes = polling.poll_due(redis_client, FetchOptions(timeout=5))
+        outcomes = polling.poll_due(redis_client, server.options())
     assert {o.status for o in outcomes} == {"ok"}
     stored = {a.title: a.categories for a in articles.iter_published_since(redis_client, 0)}
     assert stored == {"Summit ends": ("world",), "Chip law": ("tech",)}

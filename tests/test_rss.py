@@ -1,14 +1,11 @@
-"""Feed documents to articles: RSS 2.0, Atom 1.0, RSS 1.0, and messy feeds; bounded fetches."""
+"""Feed documents to articles: RSS 2.0, Atom 1.0, RSS 1.0, and messy feeds (fetching them:
+tests/test_fetch.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from feed.sources import rss
-from feed.sources.rss import FetchError, FetchOptions
-from tests.feedserver import feed_server
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SOURCE = "0123456789ab"
@@ -178,46 +175,6 @@ def test_without_any_category_an_item_is_refused():
 def test_html_to_text_decodes_entities_and_drops_markup():
     assert rss.html_to_text("<p>A&nbsp;&amp;&#160;B<br/>C</p><style>p{}</style>") == "A & B C"
     assert rss.html_to_text("x & y < z") == "x & y < z"
-
-
-def test_fetch_sends_user_agent_and_validators_and_caps_size():
-    options = FetchOptions(timeout=5, max_bytes=2000, user_agent="newsfeed/1 (+ops@example.com)")
-    with feed_server() as server:
-        url = server.serve("/small.xml", RSS2[:1500])
-        first = rss.fetch(url, options)
-        assert first.status == 200 and first.etag
-        assert server.hits("/small.xml")[0]["user-agent"] == "newsfeed/1 (+ops@example.com)"
-        again = rss.fetch(
-            url, options, etag=first.etag, last_modified="Sat, 28 Feb 2026 00:00:00 GMT"
-        )
-        assert again.status == 304 and again.body == b"" and again.etag == first.etag
-        sent = server.hits("/small.xml")[1]
-        assert sent["if-none-match"] == first.etag
-        assert sent["if-modified-since"] == "Sat, 28 Feb 2026 00:00:00 GMT"
-
-        big = server.serve("/big.xml", "x" * 2001)
-        with pytest.raises(FetchError) as error:
-            rss.fetch(big, options)
-        assert error.value.reason == "too_large"
-
-        failing = server.serve("/down.xml", "", status=500)
-        with pytest.raises(FetchError) as error:
-            rss.fetch(failing, options)
-        assert error.value.reason == "http_error" and error.value.status == 500
-
-
-def test_fetch_refuses_other_schemes_even_through_a_redirect():
-    with pytest.raises(FetchError) as error:
-        rss.fetch("file:///etc/passwd", FetchOptions())
-    assert error.value.reason == "invalid_url"
-    with feed_server() as server:
-        url = server.serve("/moved.xml", "", status=302, location="ftp://example.com/feed")
-        with pytest.raises(FetchError) as error:
-            rss.fetch(url, FetchOptions(timeout=5))
-        assert error.value.reason == "invalid_url"
-        ok = server.serve("/ok.xml", RSS2)
-        moved = server.serve("/here.xml", "", status=301, location=ok)
-        assert rss.fetch(moved, FetchOptions(timeout=5)).body == RSS2.encode()
 
 
 def test_dates_within_the_tolerance_are_kept():

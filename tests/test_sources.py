@@ -15,7 +15,6 @@ from feed import sources
 from feed.corpus import articles
 from feed.model import versions
 from feed.sources import polling
-from feed.sources.rss import FetchOptions
 from tests.conftest import TEST_SECRET
 from tests.feedserver import feed_server
 
@@ -146,7 +145,7 @@ def requests_etag(server, url):
 def test_repoll_without_etag_changes_nothing(redis_client, server):
     url = server.serve("/plain.xml", FEED.format(date=rfc822_now()), etag=False)
     source = sources.create(redis_client, url, ["world"])
-    options = FetchOptions(timeout=5)
+    options = server.options()
     first = polling.poll(redis_client, source.id, options)
     assert len(first.created) == 2
     version = redis_client.get(versions.CORPUS_VERSION_KEY)
@@ -159,7 +158,7 @@ def test_repoll_without_etag_changes_nothing(redis_client, server):
 def test_failing_source_backs_off_exponentially_then_recovers(redis_client, server):
     url = server.serve("/down.xml", "", status=500)
     source = sources.create(redis_client, url, ["world"], poll_interval_seconds=600, now=1000.0)
-    options = FetchOptions(timeout=5)
+    options = server.options()
     first = polling.poll(redis_client, source.id, options, now=1000.0)
     assert first.status == "error" and first.http_status == 500 and "500" in (first.error or "")
     assert first.next_poll_at == 1000.0 + 600 * 2
@@ -192,7 +191,7 @@ def test_size_cap_fails_the_poll(client, tokens, server, services):
 def test_malformed_document_without_items_fails_and_is_recorded(redis_client, server):
     url = server.serve("/junk.xml", "<html><body>not a feed <<<", content_type="text/html")
     source = sources.create(redis_client, url, ["world"])
-    outcome = polling.poll(redis_client, source.id, FetchOptions(timeout=5))
+    outcome = polling.poll(redis_client, source.id, server.options())
     assert outcome.status == "error" and (outcome.error or "").startswith("malformed")
     assert sources.get(redis_client, source.id).state.consecutive_failures == 1
 
@@ -204,7 +203,7 @@ def test_poll_due_skips_disabled_and_not_yet_due_sources(redis_client, server):
         redis_client, server.serve("/b.xml", feed), ["world"], enabled=False, now=100.0
     )
     later = sources.create(redis_client, server.serve("/c.xml", feed), ["world"], now=500.0)
-    outcomes = polling.poll_due(redis_client, FetchOptions(timeout=5), now=200.0)
+    outcomes = polling.poll_due(redis_client, server.options(), now=200.0)
     assert [o.source_id for o in outcomes] == [due.id]
     assert off.id not in sources.due(redis_client, now=10**12)
     assert later.id in sources.due(redis_client, now=10**12)
@@ -215,6 +214,7 @@ def test_poll_command_polls_due_sources(redis_server, redis_client, server, tmp_
     monkeypatch.setenv("NEWSFEED_JWT_SECRET", TEST_SECRET)
     monkeypatch.setenv("NEWSFEED_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("NEWSFEED_POLL_CONTACT", "ops@example.com")
+    monkeypatch.setenv("NEWSFEED_FETCH_ALLOW", f"127.0.0.1:{server.port}")
     source = sources.create(
         redis_client, server.serve("/cli.xml", FEED.format(date=rfc822_now())), ["world"]
     )
@@ -229,3 +229,54 @@ def test_poll_command_polls_due_sources(redis_server, redis_client, server, tmp_
     assert "polled 0 sources" in result.output
     result = CliRunner().invoke(cli, ["poll", "--all"])
     assert f"{source.id}: not_modified" in result.output
+
+
+INTERNAL_URLS = [
+    "http://169.254.169.254/latest/meta-data/",
+    "http://metadata.google.internal/computeMetadata/v1/",
+    "http://10.0.0.5/feed.xml",
+    "http://[::1]:8080/feed.xml",
+    "http://[::ffff:a9fe:a9fe]/feed.xml",  # 169.254.169.254, IPv4-mapped
+    "http://[fd00:ec2::254]/",
+]
+
+
+def test_feeds_at_internal_addresses_or_with_credentials_are_422(make_app, tokens, redis_server):
+    client = make_app(fetch_allow=()).test_client()  # the default: no allowlist
+    for url in [f"http://127.0.0.1:{redis_server.port}/", *INTERNAL_URLS]:
+        response = create(client, tokens, url=url, categories=["world"])
+        assert response.status_code == 422, url
+        assert response.json["error"]["code"] == "validation_error"
+        assert "address not allowed" in str(response.json["error"]["details"])
+    with_password = create(
+        client, tokens, url="https://reader:secret@example.com/feed", categories=["world"]
+    )
+    assert with_password.status_code == 422
+    assert "credentials" in str(with_password.json["error"]["details"])
+    assert sources.list_all(services_redis(client)) == []
+
+    intranet = make_app(fetch_allow=("10.0.0.0/8",)).test_client()
+    assert create(intranet, tokens, url=INTERNAL_URLS[2], categories=["world"]).status_code == 201
+
+
+def services_redis(client):
+    return client.application.extensions["newsfeed"].redis
+
+
+def test_a_feed_named_by_a_host_that_resolves_inside_polls_to_the_one_message(
+    make_app, tokens, redis_server
+):
+    client = make_app(fetch_allow=()).test_client()
+    # A name is judged when fetched, on the addresses it resolves to then.
+    created = create(client, tokens, url=f"http://localhost:{redis_server.port}/", categories=["w"])
+    assert created.status_code == 201
+    admin = tokens.admin()
+    outcome = client.post(f"/v1/sources/{created.json['id']}/poll", headers=admin).json
+    assert outcome["status"] == "error" and outcome["error"] == "not_allowed: address not allowed"
+    state = client.get(f"/v1/sources/{created.json['id']}", headers=admin).json["state"]
+    assert state["last_error"] == "not_allowed: address not allowed"
+
+
+def test_a_malformed_allowlist_stops_the_app_at_start(make_app):
+    with pytest.raises(ValueError, match="NEWSFEED_FETCH_ALLOW: '10.0.0.0/33'"):
+        make_app(fetch_allow=("10.0.0.0/33",))

@@ -27,7 +27,7 @@ from feed.model import versions
 from feed.model.reindex import fit_under_lock
 from feed.serving.service import FeedService
 from feed.sources import polling
-from feed.sources.rss import FetchOptions
+from feed.sources.fetch import FetchOptions
 from feed.storage.connection import is_cluster, open_redis
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 
 from feed.corpus.urls import canonical_url
 from feed.exceptions import SourceConflict, SourceNotFound
+from feed.sources.addresses import Allowlist, refused_literal
+from feed.sources.fetch import DEFAULT_PORTS
 from feed.storage import locks
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,36 @@ class Source:
         }
 
 
+class InvalidSourceUrl(ValueError):
+    """A URL that is never polled: not http(s), with credentials, or a host never fetched."""
+
+
+def check_url(url: str, allow: Allowlist | None = None) -> None:
+    """Refuse a feed URL up front when it can never be fetched.
+
+    Without ``allow`` only the form is checked (http(s), a host, no credentials); with it, a
+    host written as a non-public address (or a cloud metadata name) that the allowlist does
+    not admit is refused too. Names are judged when fetched, on what they resolve to then.
+    """
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidSourceUrl("the port is not a number from 0 to 65535") from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise InvalidSourceUrl("only http and https feeds are polled")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidSourceUrl("a feed URL must not carry credentials (user:password@)")
+    if not parts.hostname:
+        raise InvalidSourceUrl("the URL has no host")
+    if allow is not None and refused_literal(parts.hostname, port or DEFAULT_PORTS[scheme], allow):
+        raise InvalidSourceUrl(
+            "address not allowed: the host is not on the public internet "
+            "(NEWSFEED_FETCH_ALLOW admits intranet feeds)"
+        )
+
+
 def source_id(url: str) -> str:
     return hashlib.sha1(canonical_url(url).encode()).hexdigest()[:12]
 
@@ -80,6 +113,7 @@ def create(
     category_map: Mapping[str, str] | None = None,
     now: float | None = None,
 ) -> Source:
+    check_url(url)
     now = time.time() if now is None else now
     source = Source(
         id=source_id(url),

@@ -20,7 +20,8 @@ from feed.corpus import articles
 from feed.corpus.articles import Article, UpsertResult
 from feed.exceptions import FeedError, SourceNotFound
 from feed.sources import Source, SourceState, due, get, rss, save_state
-from feed.sources.rss import FetchError, FetchOptions
+from feed.sources.addresses import Allowlist
+from feed.sources.fetch import FetchError, FetchOptions, fetch
 from feed.storage import locks
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,17 @@ def user_agent(version: str, contact: str) -> str:
 
 
 def fetch_options(settings: Settings) -> FetchOptions:
-    """How the poller fetches: timeout, size limit, and a user agent naming this version."""
+    """How the poller fetches: timeout, size limit, a user agent naming this version, and the
+    non-public destinations allowed; ValueError names a malformed NEWSFEED_FETCH_ALLOW entry."""
+    try:
+        allow = Allowlist.parse(settings.fetch_allow)
+    except ValueError as error:
+        raise ValueError(f"NEWSFEED_FETCH_ALLOW: {error}") from None
     return FetchOptions(
         timeout=settings.poll_timeout_seconds,
         max_bytes=settings.poll_max_bytes,
         user_agent=user_agent(installed_version(), settings.poll_contact),
+        allow=allow,
     )
 
 
@@ -105,7 +112,7 @@ def _poll(
 ) -> tuple[PollOutcome, SourceState]:
     state = source.state
     try:
-        fetched = rss.fetch(source.url, options, state.etag, state.last_modified)
+        fetched = fetch(source.url, options, state.etag, state.last_modified)
     except FetchError as error:
         return _failed(source, now, f"{error.reason}: {error.message}", error.status)
     if fetched.status == 304:

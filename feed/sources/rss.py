@@ -1,8 +1,8 @@
-"""RSS/Atom fetching, parsing and cleaning into articles; no Redis here (see feed.sources).
+"""RSS/Atom parsing and cleaning into articles; no Redis and no network here (fetching a
+feed: feed.sources.fetch; storing: feed.sources).
 
-A fetch is polite (conditional GET, a User-Agent that names us) and bounded (a timeout and a
-size cap). Parsing never stops at a bad item: each one is reported with a reason and the good
-items are returned.
+Parsing never stops at a bad item: each one is reported with a reason and the good items are
+returned.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import calendar
 import hashlib
 import html
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,33 +37,6 @@ SCHEMES = ("http", "https")
 BENIGN_BOZO = frozenset({"NonXMLContentType"})
 
 
-class FetchError(Exception):
-    """The feed could not be fetched; ``reason`` is a stable short code."""
-
-    def __init__(self, reason: str, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.status = status
-
-
-@dataclass(frozen=True)
-class FetchOptions:
-    timeout: float = 10.0
-    max_bytes: int = 5 * 1024 * 1024
-    user_agent: str = "newsfeed"
-
-
-@dataclass(frozen=True)
-class Fetched:
-    status: int  # 200 (body present) or 304 (not modified, empty body)
-    body: bytes = b""
-    etag: str | None = None
-    last_modified: str | None = None
-    content_type: str | None = None
-    url: str = ""
-
-
 @dataclass(frozen=True)
 class FeedItemError:
     index: int
@@ -90,81 +61,6 @@ class Parsed:
     errors: list[FeedItemError] = field(default_factory=list)
     entries: int = 0
     bozo: str | None = None  # why the document is malformed, when it is
-
-
-def fetch(
-    url: str,
-    options: FetchOptions,
-    etag: str | None = None,
-    last_modified: str | None = None,
-) -> Fetched:
-    """GET ``url`` conditionally; raise :class:`FetchError` on any failure."""
-    if urlsplit(url).scheme.lower() not in SCHEMES:
-        raise FetchError("invalid_url", f"only http and https feeds are fetched: {url[:200]!r}")
-    headers = {
-        "User-Agent": options.user_agent,
-        "Accept": "application/rss+xml, application/atom+xml, application/rdf+xml, "
-        "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5",
-        "Accept-Encoding": "identity",
-    }
-    if etag:
-        headers["If-None-Match"] = etag
-    if last_modified:
-        headers["If-Modified-Since"] = last_modified
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with _OPENER.open(request, timeout=options.timeout) as response:
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > options.max_bytes:
-                raise _too_large(options.max_bytes)
-            body = response.read(options.max_bytes + 1)
-            if len(body) > options.max_bytes:
-                raise _too_large(options.max_bytes)
-            return Fetched(
-                status=response.status,
-                body=body,
-                etag=response.headers.get("ETag"),
-                last_modified=response.headers.get("Last-Modified"),
-                content_type=response.headers.get("Content-Type"),
-                url=response.geturl(),
-            )
-    except urllib.error.HTTPError as error:
-        error.close()
-        if error.code == 304:
-            return Fetched(
-                status=304,
-                etag=error.headers.get("ETag") or etag,
-                last_modified=error.headers.get("Last-Modified") or last_modified,
-                url=url,
-            )
-        raise FetchError("http_error", f"HTTP {error.code} {error.reason}", error.code) from None
-    except FetchError:
-        raise
-    except TimeoutError:
-        raise FetchError("timeout", f"no answer within {options.timeout:g}s") from None
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        raise FetchError("unreachable", f"cannot fetch: {reason}") from None
-
-
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects to http and https URLs only (urllib would also follow ftp)."""
-
-    def redirect_request(
-        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
-    ) -> urllib.request.Request | None:
-        if urlsplit(newurl).scheme.lower() not in SCHEMES:
-            fp.close()
-            raise FetchError("invalid_url", f"redirected to a non-http(s) URL: {newurl[:200]!r}")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-# The scheme of the feed URL is checked before opening; this keeps redirects to http(s) too.
-_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
-
-
-def _too_large(cap: int) -> FetchError:
-    return FetchError("too_large", f"the feed is larger than {cap} bytes")
 
 
 def parse(
