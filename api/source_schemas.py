@@ -15,7 +15,7 @@ from feed.sources import (
     InvalidSourceUrl,
     check_url,
 )
-from feed.sources.polling import fetch_options
+from feed.sources.addresses import Allowlist
 
 SOURCE_ID_PATTERN = r"^[0-9a-f]{12}$"
 SOURCE_ID_PARAM = path_parameter(
@@ -76,7 +76,7 @@ class SourceInSchema(StrictSchema):
     def _fetchable(self, url: str, **_: Any) -> None:
         # Decided from the URL as written, with no lookup: polls check the resolved address.
         try:
-            check_url(url, fetch_options(services().settings).allow)
+            check_url(url, Allowlist.parse(services().settings.fetch_allow))
         except InvalidSourceUrl as error:
             raise ValidationError(str(error)) from None
 

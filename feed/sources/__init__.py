@@ -81,11 +81,11 @@ def check_url(url: str, allow: Allowlist | None = None) -> None:
     host written as a non-public address (or a cloud metadata name) that the allowlist does
     not admit is refused too. Names are judged when fetched, on what they resolve to then.
     """
-    parts = urlsplit(url.strip())
     try:
+        parts = urlsplit(url.strip())
         port = parts.port
-    except ValueError:
-        raise InvalidSourceUrl("the port is not a number from 0 to 65535") from None
+    except ValueError:  # a bracketed host that is not IPv6, a port that is not a number
+        raise InvalidSourceUrl("not a valid URL") from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise InvalidSourceUrl("only http and https feeds are polled")
