@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+import threading
+
+import pytest
 
 from feed import experiments
+from feed.corpus import articles
 from feed.experiments.assignment import Experiment, Variant, assign
-from feed.model.migrate import upgrade
-from tests.factories import demo_corpus
+from feed.model.migrate import LAYOUT_KEY, upgrade
+from feed.storage.connection import open_redis
+from tests.factories import article, demo_corpus, ingest
 
 FEED = "/v1/users/alice/feed?limit=10"
 
@@ -24,7 +31,7 @@ _OLD_FIXED = {
     "nf:{sources}": "nf:sources",
 }
 _OLD_FAMILIES = [
-    (re.compile(r"nf:\{corpus\}:article:(.+):body"), "nf:article:{%s}:body"),
+    (re.compile(r"nf:\{corpus\}:body:(.+)"), "nf:article:{%s}:body"),
     (re.compile(r"nf:\{corpus\}:article:(.+)"), "nf:article:{%s}"),
     (re.compile(r"nf:\{corpus\}:url:(.+)"), "nf:url:%s"),
     (re.compile(r"nf:model:\{(\d+)\}:meta"), "nf:model:%s:meta"),
@@ -33,7 +40,8 @@ _OLD_FAMILIES = [
 
 
 def to_old_layout(r) -> None:
-    """Rename every current key to the name the previous release gave it."""
+    """Rename every current key to the name 0.1 gave it."""
+    r.delete(LAYOUT_KEY)
     for raw in list(r.scan_iter(count=1000)):
         key = raw.decode()
         if key in _OLD_FIXED:
@@ -89,6 +97,111 @@ def test_an_old_store_is_moved_to_the_current_layout(client, tokens, services, r
 
 def test_a_current_store_is_left_alone(client, tokens, redis_client):
     demo_corpus(client, tokens.admin(), 20)
-    before = sorted(redis_client.scan_iter(count=1000))
+    ingest(client, tokens.admin(), [article(id="a"), article(id="a:body")])
+    before = snapshot(redis_client)
     assert upgrade(redis_client) == 0
-    assert sorted(redis_client.scan_iter(count=1000)) == before
+    assert snapshot(redis_client) == before
+
+
+def snapshot(r) -> dict[bytes, bytes | None]:
+    """Every string key and its value, but the layout marker."""
+    keys = sorted(k for k in r.scan_iter(count=1000) if k != LAYOUT_KEY.encode())
+    return {k: r.get(k) if r.type(k) == b"string" else None for k in keys}
+
+
+# -- bodies apart from cards: before, the body of "x" was also the card of "x:body"
+
+TAGGED_BODY = "nf:{corpus}:article:%s:body"
+
+
+def to_tagged_layout(r) -> None:
+    """Move every body back to where the release before the split kept it."""
+    r.delete(LAYOUT_KEY)
+    for raw in list(r.scan_iter(match="nf:{corpus}:body:*", count=1000)):
+        article_id = raw.decode().removeprefix("nf:{corpus}:body:")
+        r.rename(raw, TAGGED_BODY % article_id)
+
+
+@pytest.mark.parametrize("redis_url", ["single", "cluster"], indirect=True)
+def test_a_store_from_before_the_split_keeps_every_card_and_body(
+    client, tokens, services, redis_client
+):
+    admin, alice = tokens.admin(), tokens.user("alice")
+    planted = article(id="vic:body", categories=["world"])  # as a card, with its url unchecked
+    special = [
+        article(id="x", categories=["world"]),
+        article(id="y:body", categories=["world"]),  # only the card shared a name
+        article(id="vic", categories=["world"], body=json.dumps(planted)),
+        article(id="L" * 124, categories=["world"]),  # "<id>:body" would be too long an id
+    ]
+    demo = demo_corpus(client, admin, 60)
+    ingest(client, admin, special)
+    client.put("/v1/users/alice/categories/world", headers=alice)
+    stored = [a["id"] for a in [*demo, *special]]
+    before = {i: client.get(f"/v1/articles/{i}").json for i in stored}
+    page = client.get("/v1/users/alice/feed?limit=50", headers=alice).json
+
+    services.keeper.stop()  # nothing of the new version runs before the move
+    to_tagged_layout(redis_client)
+    assert client.get("/v1/articles/x").json["body"] == ""  # the body is not where it was
+
+    assert upgrade(redis_client) == len(stored)  # every body moved, every card left
+    services.keeper.start()
+    assert {i: client.get(f"/v1/articles/{i}").json for i in stored} == before
+    for phantom in ("x:body", "vic:body", "y"):
+        assert client.get(f"/v1/articles/{phantom}").status_code == 404
+    assert client.get("/v1/users/alice/feed?limit=50", headers=alice).json["items"] == page["items"]
+
+    current = snapshot(redis_client)
+    assert upgrade(redis_client) == 0
+    redis_client.delete(LAYOUT_KEY)  # as if the marker were lost: the scan changes nothing
+    assert upgrade(redis_client) == 0
+    assert snapshot(redis_client) == current
+
+
+@pytest.mark.parametrize("written_last", ["a", "a:body"])
+def test_where_both_ids_were_stored_the_one_written_last_keeps_the_key(
+    client, tokens, redis_client, written_last, caplog
+):
+    """Before the split, "a" and "a:body" shared a key: one of them lost its body or card."""
+    first, twin = article(id="a", body="A's body."), article(id="a:body", body="The twin's body.")
+    ingest(client, tokens.admin(), [first, twin])
+    twin_card = redis_client.get(articles.CARD_KEY % "a:body")
+    to_tagged_layout(redis_client)  # a's body renamed onto the twin's card: "a" written last
+    if written_last == "a:body":  # the twin's card overwrote a's body
+        redis_client.set(TAGGED_BODY % "a", twin_card)
+
+    with caplog.at_level(logging.WARNING, logger="feed.model.migrate"):
+        assert upgrade(redis_client) == (2 if written_last == "a" else 1)
+    if written_last == "a":
+        assert client.get("/v1/articles/a").json["body"] == "A's body."
+        assert client.get("/v1/articles/a:body").status_code == 404
+        assert "the card of a:body had been overwritten" in caplog.text
+    else:
+        assert client.get("/v1/articles/a").json["body"] == ""
+        assert client.get("/v1/articles/a:body").json["body"] == "The twin's body."
+        assert "the body of a had been overwritten" in caplog.text
+
+
+def test_two_processes_moving_one_store_at_once_move_each_body_once(
+    client, tokens, redis_client, redis_url
+):
+    demo = demo_corpus(client, tokens.admin(), 300)
+    before = {a["id"]: client.get(f"/v1/articles/{a['id']}").json for a in demo[:20]}
+    to_tagged_layout(redis_client)
+    moved: list[int] = []
+
+    def run() -> None:
+        own = open_redis(redis_url, socket_timeout=5, connect_timeout=5)
+        moved.append(upgrade(own))
+        own.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(moved) == len(demo)
+    assert {i: client.get(f"/v1/articles/{i}").json for i in before} == before
+    assert not list(redis_client.scan_iter(match=TAGGED_BODY % "*"))
+    assert articles.count(redis_client) == len(demo)

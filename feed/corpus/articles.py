@@ -24,8 +24,10 @@ from feed.storage.connection import slot_mget
 log = logging.getLogger(__name__)
 
 # The corpus shares one cluster slot, so a batch upsert stays one transaction (README: keys).
+# An id, which may contain ":", is always the last part of its key, after a prefix that begins
+# no other key: the id "x:body" cannot name the body of "x" (docs/design.md: Redis keys).
 CARD_KEY = "nf:{corpus}:article:%s"  # JSON of every field a feed item shows
-BODY_KEY = "nf:{corpus}:article:%s:body"  # full text, read for indexing and single-article reads
+BODY_KEY = "nf:{corpus}:body:%s"  # full text, read for indexing and single-article reads
 URL_KEY = "nf:{corpus}:url:%s"  # sha1(canonical url) -> owning article id
 TIMELINE_KEY = "nf:{corpus}:by_time"  # zset id -> published_at epoch; bounds the live window
 # Ids deleted recently (zset id -> deletion epoch): a model fitted before the delete still

@@ -16,7 +16,9 @@ from feed.storage import locks
 
 # Every key of one user shares the {u:<id>} hash tag, so a feed request stays in one slot.
 FEED_KEY = "nf:{u:%s}:feed"  # list: header JSON, then "id\t<item JSON tail>" entries
-RETIRED_KEY = "nf:{u:%s}:feed:%s"  # a replaced list, kept so open cursors keep paging it
+# A replaced list, kept so open cursors keep paging it. The build id (from a cursor) comes
+# last, after a prefix that begins no other key: no build id can name the lock or the page.
+RETIRED_KEY = "nf:{u:%s}:feed:retired:%s"
 LOCK_KEY = "nf:{u:%s}:feed:lock"  # single-flight: one build per user at a time
 # The first page as served (header line, then the response body), so a repeat visit costs
 # one round trip and no JSON work. Written only while the subscription version it was

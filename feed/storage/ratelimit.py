@@ -14,7 +14,9 @@ busy enough to grow their leases). For abuse limits that is the right trade.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,11 +25,20 @@ from dataclasses import dataclass
 import limits
 import redis
 
+from feed.storage.keys import INTEGER, KeyTemplate, Slot
+
 log = logging.getLogger(__name__)
 
 # One counter per limited key and window; the key is its own hash tag, so counters spread over
 # the cluster's slots.
-COUNTER_KEY = "nf:ratelimit:{%s:%s}:%ds:%d"  # scope, key, period, window
+SCOPE = Slot("rate-limit scope", r"[a-z]+")
+# A limited key is a user or an address. One that could end the hash tag (a brace, from a
+# forwarded address a misconfigured proxy chain let through) or is long stands in by its
+# digest ("#" is not a safe character, so a digest never equals a key kept as it is).
+SAFE_LIMITED = r"[A-Za-z0-9._:@%-]{1,160}"
+LIMITED = Slot("limited key", rf"{SAFE_LIMITED}|#[0-9a-f]{{40}}")
+# scope, key, period, window
+COUNTER_KEY = KeyTemplate("nf:ratelimit:{%s:%s}:%ds:%d", SCOPE, LIMITED, INTEGER, INTEGER)
 MAX_LEASE = 64
 LEASE_GROWTH = 4  # 1, 4, 16, 64: a busy key reaches full leases within its fourth round trip
 
@@ -39,6 +50,10 @@ class Rule:
     scope: str
     amount: int
     period: int
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(SCOPE.pattern, self.scope):
+            raise ValueError(f"rate limit scope {self.scope!r} is not a-z only")
 
     @classmethod
     def parse(cls, scope: str, text: str) -> list[Rule]:
@@ -122,7 +137,7 @@ class RateLimiter:
     def _take(self, wanted: Sequence[tuple[Rule, str, int, int]]) -> list[int] | None:
         pipe = self._redis.pipeline(transaction=False)
         for rule, key, window, size in wanted:
-            counter = COUNTER_KEY % (rule.scope, key, rule.period, window)
+            counter = counter_key(rule, key, window)
             pipe.incrby(counter, size)
             pipe.expire(counter, rule.period + 1)
         try:
@@ -138,3 +153,10 @@ class RateLimiter:
             return
         self._pruned_at = now
         self._leases = {k: v for k, v in self._leases.items() if v.ends_at > now}
+
+
+def counter_key(rule: Rule, key: str, window: int) -> str:
+    """The counter of ``key`` under ``rule`` in ``window``."""
+    if not re.fullmatch(SAFE_LIMITED, key):
+        key = "#" + hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return COUNTER_KEY % (rule.scope, key, rule.period, window)
