@@ -1,4 +1,9 @@
-"""Offline evaluation: a MIND log replayed through the service's rankers, metrics per impression."""
+"""Offline evaluation: a MIND log replayed through the service's rankers, metrics per impression.
+
+With the ``learned`` ranker among them the log is split in time: the learned ranker is fitted
+on the earlier part (recommender.training) and every ranker is scored on the later part only,
+so the table compares them on the same impressions, none of which the fit saw.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from recommender.clicklog import DecayedCounts, Page
+from recommender.linear import LinearModel
 from recommender.metrics import impression_metrics
 from recommender.mind import Impression, News
 from recommender.model import CorpusModel, Doc, fit
-from recommender.ranker import Ranked, Ranker, RankRequest, primary_category
-from recommender.registry import make_ranker, uses_popularity
+from recommender.ranker import Ranked, Ranker, RankRequest, candidate_scores, primary_category
+from recommender.registry import make_ranker, uses_learned, uses_popularity
+from recommender.training import Training, train
 
 __all__ = [
     "DEFAULT_RANKERS",
@@ -37,10 +45,15 @@ REGISTRY_RANKERS: dict[str, tuple[str, dict[str, Any]]] = {
     "popular": ("popular", {}),
     "latest": ("latest", {}),
     "mmr": ("tfidf", {"mmr_lambda": 0.7}),
+    "learned": ("learned", {}),
 }
 RANDOM = "random"  # the baseline, evaluation-only
 RANKERS = (*REGISTRY_RANKERS, RANDOM)
-DEFAULT_RANKERS = RANKERS
+LEARNED = "learned"
+# Without a time split: the learned ranker is asked for by name (it scores the later part).
+DEFAULT_RANKERS = tuple(name for name in RANKERS if name != LEARNED)
+# The learned ranker is fitted on the earliest half of the log, everyone scored on the rest.
+TRAIN_FRACTION = 0.5
 PROGRESS_MIN_IMPRESSIONS = 1000  # a progress bar only above this many impressions
 
 # MIND histories are click ids, oldest first, without times. They get times one hour apart,
@@ -52,9 +65,6 @@ HISTORY_SPACING_SECONDS = 3600.0
 # News that never appear in the log get a publish time this long before the first impression:
 # old enough to count as stale for any freshness decay, so they never pass for new.
 UNSEEN_AGE_SECONDS = 30 * 86400.0
-# As the service's default NEWSFEED_POPULARITY_HALF_LIFE_HOURS (config/): the counts the
-# popular ranker sees offline decay as they do online (feed/readers/popularity.py).
-POPULARITY_HALF_LIFE_HOURS = 24.0
 
 
 @dataclass(frozen=True)
@@ -150,31 +160,6 @@ def model_of(news: Mapping[str, News], log: Sequence[Impression]) -> CorpusModel
     )
 
 
-class _Popularity:
-    """Decayed (clicks, impressions) per news item, as feed.readers.popularity keeps them online."""
-
-    def __init__(self, half_life_hours: float) -> None:
-        self._half_life = half_life_hours * 3600.0
-        self._counts: dict[str, tuple[float, float, float]] = {}  # id -> clicks, shown, as of
-
-    def observe(self, impression: Impression) -> None:
-        now = impression.time
-        for news_id, label in zip(impression.candidates, impression.labels, strict=True):
-            clicks, shown, since = self._counts.get(news_id, (0.0, 0.0, now))
-            decay = 2.0 ** (-(now - since) / self._half_life)
-            self._counts[news_id] = (clicks * decay + label, shown * decay + 1.0, now)
-
-    def read(self, news_ids: Iterable[str], now: float) -> dict[str, tuple[float, float]]:
-        found = {}
-        for news_id in news_ids:
-            counts = self._counts.get(news_id)
-            if counts is not None:
-                clicks, shown, since = counts
-                decay = 2.0 ** (-(now - since) / self._half_life)
-                found[news_id] = (clicks * decay, shown * decay)
-        return found
-
-
 def _history(impression: Impression) -> tuple[tuple[str, float], ...]:
     n = len(impression.history)
     return tuple(
@@ -183,41 +168,46 @@ def _history(impression: Impression) -> tuple[tuple[str, float], ...]:
     )
 
 
-def candidate_scores(candidates: Sequence[str], ranked: Sequence[Ranked]) -> NDArray[np.float64]:
-    """Per candidate, a score whose order is the ranking's, ties where the ranking has them.
-
-    The ranked list is the order; consecutive items with exactly equal scores are one tie
-    group. Candidates the ranker did not return (unknown to the model, or left out) come
-    last, all tied. Scores are minus the tie group's position: only their order means anything.
-    """
-    group_of: dict[str, int] = {}
-    group, previous = -1, math.nan
-    wanted = set(candidates)
-    for item in ranked:
-        if item.id not in wanted or item.id in group_of:
-            continue
-        if item.score != previous:  # NaN != NaN: the first item always opens a group
-            group += 1
-            previous = item.score
-        group_of[item.id] = group
-    last = group + 1
-    return -np.array([group_of.get(c, last) for c in candidates], dtype=np.float64)
+def _page(impression: Impression, followed: tuple[str, ...]) -> Page:
+    """The impression as a served page: MIND lists candidates in display order."""
+    return Page(
+        impression.user,
+        impression.time,
+        impression.candidates,
+        tuple(range(len(impression.candidates))),
+        impression.labels,
+        followed,
+        _history(impression),
+    )
 
 
 def _replay(
-    model: CorpusModel, rankers: Mapping[str, Ranker], log: Sequence[Impression]
+    model: CorpusModel,
+    rankers: Mapping[str, Ranker],
+    log: Sequence[Impression],
+    *,
+    follows: Mapping[str, tuple[str, ...]] | None = None,
+    learned: LinearModel | None = None,
+    scored_from: float = -math.inf,
 ) -> Iterator[tuple[Impression, dict[str, NDArray[np.float64]]]]:
-    """Rank a time-ordered log; popularity counts an impression once the clock has passed it."""
-    popularity = _Popularity(POPULARITY_HALF_LIFE_HOURS)
+    """Rank a time-ordered log from ``scored_from`` on; popularity counts every impression
+    (earlier ones too) once the clock has passed it."""
+    popularity = DecayedCounts()
     popular = {name for name, ranker in rankers.items() if uses_popularity(ranker)}
+    learning = {name for name, ranker in rankers.items() if uses_learned(ranker)}
     pending: list[Impression] = []
     for impression in log:
         if pending and pending[0].time < impression.time:
             for done in pending:
-                popularity.observe(done)
+                popularity.observe(done.time, done.candidates, done.labels)
             pending.clear()
+        pending.append(impression)
+        if impression.time < scored_from:
+            continue
         request = RankRequest(
-            followed=(),  # MIND has no follows: the tfidf ranker infers them from the history
+            # MIND has no follows (the tfidf ranker infers them from the history) unless a
+            # follows file gives them.
+            followed=(follows or {}).get(impression.user, ()),
             now=impression.time,
             size=len(impression.candidates),
             history=_history(impression),
@@ -227,15 +217,13 @@ def _replay(
         if popular:
             counts = popularity.read(request.candidates or (), impression.time)
             with_counts = replace(request, popularity=counts)
-        scores = {
-            name: candidate_scores(
-                impression.candidates,
-                ranker.rank(model, with_counts if name in popular else request),
-            )
-            for name, ranker in rankers.items()
-        }
+        scores = {}
+        for name, ranker in rankers.items():
+            sent = with_counts if name in popular else request
+            if name in learning:
+                sent = replace(sent, learned=learned)
+            scores[name] = candidate_scores(impression.candidates, ranker.rank(model, sent))
         yield impression, scores
-        pending.append(impression)
 
 
 def _in_time_order(impressions: Iterable[Impression]) -> list[Impression]:
@@ -252,6 +240,27 @@ def score_log(
     yield from _replay(model_of(news, log), make_rankers() if rankers is None else rankers, log)
 
 
+def split_time(log: Sequence[Impression], train_fraction: float) -> float:
+    """The time the scored part starts: after the first ``train_fraction`` of the impressions,
+    moved on past any impression of the same second (none of them is on both sides)."""
+    if not log:
+        return math.inf
+    index = min(max(int(len(log) * train_fraction), 1), len(log) - 1)
+    moment = log[index - 1].time
+    return next((i.time for i in log[index:] if i.time > moment), math.inf)
+
+
+def train_on(
+    model: CorpusModel,
+    log: Sequence[Impression],
+    until: float,
+    follows: Mapping[str, tuple[str, ...]] | None = None,
+) -> Training:
+    """The learned ranker fitted on the impressions before ``until`` (recommender.training)."""
+    pages = [_page(i, (follows or {}).get(i.user, ())) for i in log if i.time < until]
+    return train(model, pages)
+
+
 Progress = Callable[[int], AbstractContextManager[Callable[[int], None]]]
 """Given the number of impressions, a context yielding ``advance(steps)``: the caller's bar."""
 
@@ -266,6 +275,10 @@ def evaluate(
     impressions: Iterable[Impression],
     rankers: Mapping[str, Ranker] | None = None,
     progress: Progress | None = None,
+    *,
+    follows: Mapping[str, tuple[str, ...]] | None = None,
+    train_fraction: float = TRAIN_FRACTION,
+    trained: Callable[[Training], None] | None = None,
 ) -> dict[str, OfflineMetrics]:
     """Per-impression metrics of each ranker (default: make_rankers()), averaged over the
     impressions with both classes.
@@ -273,15 +286,31 @@ def evaluate(
     Impressions are replayed in time order (ties in the given order) through ``Ranker.rank``
     on one model of news.tsv; the popularity a ranker sees comes only from impressions strictly
     earlier than the one it ranks. A ``progress`` factory (the CLI's bar) follows runs of more
-    than ``PROGRESS_MIN_IMPRESSIONS`` impressions.
+    than ``PROGRESS_MIN_IMPRESSIONS`` impressions. ``follows`` (user -> categories) gives the
+    readers follows, which MIND lacks.
+
+    With a learned ranker among them, it is fitted on the first ``train_fraction`` of the
+    impressions (``trained`` hears the outcome) and every ranker is scored on the rest only.
     """
     log = _in_time_order(impressions)
     chosen = make_rankers() if rankers is None else rankers
+    model = model_of(news, log)
+    learned: LinearModel | None = None
+    scored_from = -math.inf
+    if any(uses_learned(ranker) for ranker in chosen.values()):
+        scored_from = split_time(log, train_fraction)
+        training = train_on(model, log, scored_from, follows)
+        learned = training.model
+        if trained is not None:
+            trained(training)
     totals = {name: _Totals() for name in chosen}
     skipped = 0
-    show = progress if progress and len(log) > PROGRESS_MIN_IMPRESSIONS else _no_progress
-    with show(len(log)) as advance:
-        for impression, scores in _replay(model_of(news, log), chosen, log):
+    scored = [i for i in log if i.time >= scored_from]
+    show = progress if progress and len(scored) > PROGRESS_MIN_IMPRESSIONS else _no_progress
+    with show(len(scored)) as advance:
+        for impression, scores in _replay(
+            model, chosen, log, follows=follows, learned=learned, scored_from=scored_from
+        ):
             advance(1)
             labels = np.asarray(impression.labels, dtype=np.int64)
             clicked = int(labels.sum())

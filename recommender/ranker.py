@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from recommender.linear import LinearModel
 from recommender.model import CorpusModel
 
-ReasonKind = Literal["follow", "related", "latest", "history", "read"]
+ReasonKind = Literal["follow", "related", "latest", "history", "read", "popular"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,9 @@ class RankRequest:
     # Only these articles may be ranked (offline evaluation scores an impression's candidates);
     # None: the whole model. Exclusions still apply.
     candidates: frozenset[str] | None = None
+    # The learned ranker's published model (recommender.learned); None: none is published,
+    # and that ranker ranks as tfidf. Other rankers ignore it.
+    learned: LinearModel | None = None
 
 
 @dataclass(frozen=True)
@@ -94,3 +99,24 @@ def latest_of(
         Ranked(str(model.ids[row]), float(decay[row]), "latest", primary_category(model, row))
         for row in top_rows(model.published, mask, size)
     ]
+
+
+def candidate_scores(candidates: Sequence[str], ranked: Sequence[Ranked]) -> NDArray[np.float64]:
+    """Per candidate, a score whose order is the ranking's, ties where the ranking has them.
+
+    The ranked list is the order; consecutive items with exactly equal scores are one tie
+    group. Candidates the ranker did not return (unknown to the model, or left out) come
+    last, all tied. Scores are minus the tie group's position: only their order means anything.
+    """
+    group_of: dict[str, int] = {}
+    group, previous = -1, math.nan
+    wanted = set(candidates)
+    for item in ranked:
+        if item.id not in wanted or item.id in group_of:
+            continue
+        if item.score != previous:  # NaN != NaN: the first item always opens a group
+            group += 1
+            previous = item.score
+        group_of[item.id] = group
+    last = group + 1
+    return -np.array([group_of.get(c, last) for c in candidates], dtype=np.float64)

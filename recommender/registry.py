@@ -8,6 +8,7 @@ from typing import Any
 
 from recommender.baselines import LatestRanker, PopularRanker
 from recommender.diversity import MMRRanker
+from recommender.learned import LearnedRanker
 from recommender.ranker import Ranker
 from recommender.tfidf import TfidfRanker
 
@@ -15,6 +16,7 @@ RANKERS: dict[str, type[Any]] = {
     "tfidf": TfidfRanker,
     "latest": LatestRanker,
     "popular": PopularRanker,
+    "learned": LearnedRanker,
 }
 # Any ranker can be wrapped in the diversity re-rank by giving this parameter (0..1).
 DIVERSITY_PARAM = "mmr_lambda"
@@ -56,7 +58,13 @@ def make_ranker(name: str, params: Mapping[str, Any] | None = None) -> Ranker:
 def uses_popularity(ranker: Ranker) -> bool:
     """Whether the ranker reads ``RankRequest.popularity`` (callers skip reading it if not)."""
     inner = ranker.inner if isinstance(ranker, MMRRanker) else ranker
-    return isinstance(inner, PopularRanker)
+    return isinstance(inner, PopularRanker | LearnedRanker)
+
+
+def uses_learned(ranker: Ranker) -> bool:
+    """Whether the ranker reads ``RankRequest.learned`` (callers skip loading it if not)."""
+    inner = ranker.inner if isinstance(ranker, MMRRanker) else ranker
+    return isinstance(inner, LearnedRanker)
 
 
 def _class(name: str) -> type[Any]:

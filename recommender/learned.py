@@ -1,0 +1,177 @@
+"""The learned ranker: a logistic regression fitted on the event stream scores every article."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from recommender.features import (
+    COLUMN,
+    FEATURES,
+    HISTORY_BOUNDS,
+    HISTORY_FEATURES,
+    POSITION_FEATURE,
+    Reader,
+    base_features,
+    history_features,
+)
+from recommender.linear import LinearModel
+from recommender.model import CorpusModel
+from recommender.ranker import (
+    Ranked,
+    RankRequest,
+    ReasonKind,
+    allowed_rows,
+    primary_category,
+    top_rows,
+)
+from recommender.tfidf import TfidfRanker
+
+# The reason each feature gives when its group moved an item most (see LearnedRanker).
+REASON_OF: dict[str, ReasonKind] = {
+    "follow_similarity": "follow",
+    "followed": "follow",
+    "follow_score": "follow",
+    "history_similarity": "read",
+    "history_closeness": "read",
+    "history_pull": "read",
+    "category_lean": "history",
+    "freshness": "latest",
+    "age_log": "latest",
+    "impressions_log": "popular",
+    "clicks_log": "popular",
+    "ctr": "popular",
+}
+GROUPS: tuple[ReasonKind, ...] = ("follow", "read", "history", "latest", "popular")
+_GROUP_OF = np.array([GROUPS.index(REASON_OF[name]) for name in FEATURES])
+_HISTORY_COLUMNS = np.array([COLUMN[name] for name in HISTORY_FEATURES], dtype=np.intp)
+
+
+def usable(learned: LinearModel | None) -> LinearModel | None:
+    """The model if this build computes every feature it names, else None (ranked as tfidf):
+    an artifact from a build with other features waits for the next training to replace it."""
+    if learned is None:
+        return None
+    known = set(FEATURES) | {POSITION_FEATURE}
+    return learned if all(name in known for name in learned.features) else None
+
+
+@dataclass(frozen=True)
+class LearnedRanker:
+    """Articles by the published logistic regression's logit over recommender.features.
+
+    Position is a training feature only: every served article is scored as if shown at the
+    top, so the order is the model's estimate net of where the logged articles were shown.
+    Each item's reason names the group of features (follows, reading, category lean,
+    freshness, popularity) whose contribution, ``coef × (x − mean) / scale`` summed over the
+    group, lifted it most against an average article. Without a usable model (none published
+    yet, or one this build cannot read) it ranks exactly as ``TfidfRanker`` with
+    ``half_life_hours``.
+    """
+
+    name: str = "learned"
+    half_life_hours: float = 24.0  # of the tfidf fallback
+
+    def rank(self, model: CorpusModel, request: RankRequest) -> list[Ranked]:
+        learned = usable(request.learned)
+        if learned is None:
+            return TfidfRanker(half_life_hours=self.half_life_hours).rank(model, request)
+        if model.size == 0 or request.size <= 0:
+            return []
+        reader = Reader.of(model, request)
+        allowed = allowed_rows(model, request)
+        rows = None if allowed is None else np.flatnonzero(allowed)
+        slope, offset = learned.slopes(FEATURES)
+        matrix = base_features(model, request, reader, rows)
+        score = matrix @ slope + offset
+        if reader.has_history and np.any(slope[_HISTORY_COLUMNS]):
+            self._add_history(model, request, reader, rows, matrix, score, slope)
+        order = top_rows(score, np.ones(score.size, dtype=np.bool_), request.size)
+        return self._explain(model, reader, rows, order, matrix, score, learned)
+
+    @staticmethod
+    def _add_history(
+        model: CorpusModel,
+        request: RankRequest,
+        reader: Reader,
+        rows: NDArray[np.intp] | None,
+        matrix: NDArray[np.float64],
+        score: NDArray[np.float64],
+        slope: NDArray[np.float64],
+    ) -> None:
+        """Add the reading features to ``matrix`` and ``score`` (in place) where they can
+        change the ranking: the sparse product they need is most of a large feed's cost.
+
+        They are computed exactly for the ``size`` best rows without them; the lowest of those
+        rows' full scores is then a floor the feed's last item reaches at least, and only rows
+        whose score without reading plus the most reading can add reaches the floor are scored.
+        """
+        hist_slope = slope[_HISTORY_COLUMNS]
+        bounds = np.array([HISTORY_BOUNDS[name] for name in HISTORY_FEATURES])
+        most = float(np.maximum(hist_slope * bounds[:, 0], hist_slope * bounds[:, 1]).sum())
+        size = request.size
+
+        def fill(where: NDArray[np.intp]) -> None:
+            subset = where if rows is None else rows[where]
+            values = history_features(model, request, reader, subset)
+            matrix[np.ix_(where, _HISTORY_COLUMNS)] = values
+            score[where] += values @ hist_slope
+
+        everything = np.arange(score.size)
+        if score.size <= 2 * size:
+            fill(everything)
+            return
+        first = np.array(top_rows(score, np.ones(score.size, dtype=np.bool_), size), dtype=np.intp)
+        fill(first)
+        floor = float(score[first].min())
+        done = np.zeros(score.size, dtype=np.bool_)
+        done[first] = True
+        fill(everything[~done & (score + most >= floor)])
+
+    def _explain(
+        self,
+        model: CorpusModel,
+        reader: Reader,
+        rows: NDArray[np.intp] | None,
+        order: list[int],
+        matrix: NDArray[np.float64],
+        score: NDArray[np.float64],
+        learned: LinearModel,
+    ) -> list[Ranked]:
+        if not order:
+            return []
+        slope, _ = learned.slopes(FEATURES)
+        means = dict(zip(learned.features, learned.mean, strict=True))
+        centre = np.array([means.get(name, 0.0) for name in FEATURES])
+        contribution = (matrix[order] - centre) * slope
+        grouped = np.zeros((len(order), len(GROUPS)))
+        for g in range(len(GROUPS)):
+            grouped[:, g] = contribution[:, _GROUP_OF == g].sum(axis=1)
+        moved = grouped.argmax(axis=1)
+        model_rows = order if rows is None else rows[order].tolist()
+        read_rows = [r for r, g in zip(model_rows, moved, strict=True) if GROUPS[g] == "read"]
+        nearest = reader.reading.nearest(model, read_rows) if reader.reading else []
+        because = dict(zip(read_rows, nearest, strict=True))
+        followed_names = [model.slugs[c] for c in reader.cols]
+        ranked = []
+        for k, row in enumerate(model_rows):
+            kind = GROUPS[int(moved[k])]
+            category = primary_category(model, row)
+            if kind == "follow" and reader.cols:
+                inside = model.members[row, reader.cols]
+                sims = np.where(inside, model.sims[row, reader.cols], -1.0)
+                if not inside.any():
+                    kind, sims = "related", model.sims[row, reader.cols]
+                category = followed_names[int(np.argmax(sims))]
+            elif kind == "follow":
+                kind = "latest"
+            value = float(score[order[k]])
+            article_id = str(model.ids[row])
+            if kind == "read" and row in because:
+                ranked.append(Ranked(article_id, value, "read", category, because[row]))
+            else:  # a read pull without a read to name: "Like articles you read in X"
+                shown: ReasonKind = "history" if kind == "read" else kind
+                ranked.append(Ranked(article_id, value, shown, category))
+        return ranked
