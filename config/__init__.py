@@ -56,6 +56,9 @@ class Settings:
     # precomputes active readers' first pages), or "thread" (web processes fit in a background
     # thread; no worker). `newsfeed serve` on its embedded Redis starts a worker itself.
     reindex_mode: str = "queue"
+    # /readyz answers "degraded" once feeds have ranked without some acknowledged write for
+    # this long (the model and its extension both lack it: see docs/operations.md); 0: never.
+    max_model_lag_seconds: float = 120.0
 
     # Background work (`newsfeed worker`, RQ). An empty queue_url means redis_url; RQ needs a
     # standalone Redis, so with a cluster redis_url it must name one.
