@@ -26,7 +26,7 @@ from feed.storage import locks
 
 log = logging.getLogger(__name__)
 
-POLL_LOCK_KEY = "nf:source:%s:polling"  # held while one process polls the source
+POLL_LOCK_KEY = "nf:source:polling:%s"  # held while one process polls the source
 MAX_BACKOFF_SECONDS = 86_400  # a failing source is retried at least once a day
 MAX_STORED_ERRORS = 20  # item errors kept on the source from its last poll
 
