@@ -145,7 +145,6 @@ def family_and_values(draw: st.DrawFn) -> tuple[Family, tuple[str, ...]]:
 def test_the_families_are_found_in_the_code():
     names = {f.name.rpartition(".")[2] for f in FAMILIES}
     assert {"CARD_KEY", "BODY_KEY", "RETIRED_KEY", "USER_KEY", "COUNTER_KEY"} <= names
-    assert len(FAMILIES) > 40
     assert all(f.template.startswith("nf:") for f in FAMILIES)  # rq's keys start with rq:
 
 
