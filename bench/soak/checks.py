@@ -16,8 +16,11 @@ from bench.soak.users import User
 from feed.readers.events import STREAM_MAX_LEN
 
 
-def follows_after_restart(port: int, users: Sequence[User], *, ready: bool) -> dict[str, Any]:
-    """Every user's follows right after the restart, with that user's writes held off."""
+def follows_after_outage(
+    port: int, users: Sequence[User], *, ready: bool, after: str
+) -> dict[str, Any]:
+    """Every user's follows right after an outage (``after``: which), with that user's writes
+    held off."""
     t0 = time.monotonic()
     client = Client(port)
     lost: list[dict[str, Any]] = []
@@ -58,7 +61,7 @@ def follows_after_restart(port: int, users: Sequence[User], *, ready: bool) -> d
         "lost_detail": lost[:20],
         "seconds": time.monotonic() - t0,
     }
-    log(f"follows after the restart: {checked} checked, {len(lost)} lost, {skipped} skipped")
+    log(f"follows after {after}: {checked} checked, {len(lost)} lost, {skipped} skipped")
     return follows
 
 

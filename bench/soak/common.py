@@ -1,4 +1,4 @@
-"""The soak's shape (service, load generator, outage, traffic mix) and its log line."""
+"""The soak's shape (service, load generator, outages, traffic mix) and its log line."""
 
 from __future__ import annotations
 
@@ -28,6 +28,25 @@ LATE_MARK_S = 0.1  # a request sent this late after its slot counts as "late"
 
 OUTAGE_SECONDS = 5.0
 RECOVERY_TIMEOUT_S = 60.0
+# When each phase starts, as a share of the load's length: the restart, the worker kill and
+# the freeze each get a third of the run to settle before the next one.
+RESTART_AT = 1 / 3
+WORKER_KILL_AT = 1 / 2
+FREEZE_AT = 2 / 3
+FREEZE_SECONDS = 8.0  # SIGSTOP to SIGCONT: long enough for every Redis wait to time out
+# The issue's bound on a frozen Redis: a 503 within the socket timeout and this much more.
+FREEZE_SLACK_S = 0.5
+FIT_WAIT_S = 15.0  # the worker kill waits this long for a fit to start, then kills anyway
+WORKER_POLL_S = 0.5  # how often the worker process is checked for an unplanned death
+
+# Articles published during the load, and how they are followed into feeds.
+LIVE_EVERY_S = 3.0
+LIVE_BATCH = 4
+LIVE_TARGET_S = 30.0  # acknowledged to listed in a follower's feed (and in the model)
+WATCH_EVERY_S = 1.0
+WATCH_LIMIT = 100  # page size of the watchers' reads
+WATCH_PAGES = 3  # enough to read a one-category feed to its end (feed_size 300)
+READY_SAMPLE_S = 0.5  # /readyz, for the model's lag behind the corpus
 WRITE_QUARANTINE_S = 30.0  # after a write whose request may still be in flight
 CHECK_BUDGET_S = 120.0  # for reading back every user's follows (after the restart, at the end)
 

@@ -13,6 +13,7 @@ from bench.soak.summary import Summary, timeline
 
 def as_json(s: Summary) -> dict[str, Any]:
     options, load, outage, soak = s.soak.options, s.soak.load, s.soak.outage, s.soak
+    freeze = soak.freeze
     return {
         "started": s.started,
         "options": {
@@ -34,10 +35,10 @@ def as_json(s: Summary) -> dict[str, Any]:
         },
         "load": _load(s),
         "kinds": s.kind_json,
-        "errors": {"outside_outage": dict(s.errors_out), "inside_outage": dict(s.errors_in)},
-        "server_errors_outside_outage": [x._asdict() for x in s.server_out[:100]],
-        "other_errors_outside_outage": [x._asdict() for x in s.other_errors()][:100],
-        "slowest_outside_outage": [x._asdict() for x in s.slowest(50)],
+        "errors": {"outside_outages": dict(s.errors_out), "inside_outages": dict(s.errors_in)},
+        "server_errors_outside_outages": [x._asdict() for x in s.server_out[:100]],
+        "other_errors_outside_outages": [x._asdict() for x in s.other_errors()][:100],
+        "slowest_outside_outages": [x._asdict() for x in s.slowest(50)],
         "outage": {
             "signal": outage.signal,
             "stopped": outage.stopped,
@@ -48,6 +49,16 @@ def as_json(s: Summary) -> dict[str, Any]:
             "stream_after": outage.stream_after,
             "follows_after_restart": outage.follows,
         },
+        "freeze": {
+            "stopped": freeze.stopped,
+            "resumed": freeze.started,
+            "ready": freeze.ready,
+            "window_seconds": s.windows[-1].end - s.windows[-1].start if freeze.happened else None,
+            "stream_before": freeze.stream_before,
+            "stream_after": freeze.stream_after,
+            "follows_after_freeze": freeze.follows,
+        },
+        "ready_samples": [x._asdict() for x in soak.ready.samples],
         "checks": s.checks,
         "bad_acks": s.bad_acks[:100],
         "load_generator_errors": load.crashes[:20],

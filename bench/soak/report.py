@@ -5,19 +5,15 @@ from __future__ import annotations
 import json
 import os
 import platform
-from collections.abc import Sequence
 from typing import Any
 
-from bench.soak.common import (
-    ARTICLES,
-    LATE_MARK_S,
-    PER_IP_LIMIT,
-    THREADS,
-    WORKERS,
-)
+from bench.soak import report_resilience, resilience
+from bench.soak.common import ARTICLES, FREEZE_SECONDS, LATE_MARK_S, PER_IP_LIMIT, THREADS, WORKERS
 from bench.soak.json_report import as_json
 from bench.soak.phases import Soak
+from bench.soak.resilience import Resilience
 from bench.soak.summary import Summary, ms, summarize, timeline
+from bench.soak.tables import table
 from config import ENV_PREFIX
 
 
@@ -26,33 +22,16 @@ def build_report(
 ) -> tuple[str, dict[str, Any]]:
     """The text and the JSON of one soak."""
     summary = summarize(soak, checks, started, elapsed)
-    return render(summary), as_json(summary)
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
-    """An aligned text table; align has one letter per column, l or r (default: l then r)."""
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    align = align or "l" + "r" * (len(headers) - 1)
-
-    def line(cells: Sequence[str]) -> str:
-        return (
-            "  "
-            + "  ".join(
-                c.ljust(w) if a == "l" else c.rjust(w)
-                for c, w, a in zip(cells, widths, align, strict=True)
-            ).rstrip()
-        )
-
-    return "\n".join(
-        [line(headers), "  " + "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
-    )
+    res = resilience.measure(summary)
+    summary.targets += res.targets
+    return render(summary, res), as_json(summary) | {"resilience": report_resilience.as_json(res)}
 
 
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
-def render(s: Summary) -> str:
+def render(s: Summary, res: Resilience) -> str:
     lines = [
         *_header(s),
         "",
@@ -62,10 +41,12 @@ def render(s: Summary) -> str:
         "",
         "errors by status",
         table(
-            ["status", "outside outage", "inside outage"], _error_rows(s) or [["none", "0", "0"]]
+            ["status", "outside outages", "inside outages"], _error_rows(s) or [["none", "0", "0"]]
         ),
         "",
         *_outage(s),
+        "",
+        *report_resilience.lines(res),
         "",
         "durability",
         table(["check", "value"], _durability_rows(s)),
@@ -83,12 +64,14 @@ def render(s: Summary) -> str:
             "lrlll",
         ),
         *_details(s),
+        *report_resilience.detail_lines(s, res),
     ]
     events = s.checks["events"]
+    lost_events = s.lost_events if not events["capped"] else "n/a (capped)"
     lines += [
         "",
-        f"lost acknowledged writes: {s.lost_writes}",
-        f"lost acknowledged events: {s.lost_events if not events['capped'] else 'n/a (capped)'}",
+        f"acknowledged writes lost: follows {s.lost_writes}, events {lost_events}, "
+        f"articles {res.articles.lost}",
         f"elapsed {s.elapsed:.0f} s; JSON: {s.soak.options.output}",
     ]
     return "\n".join(lines)
@@ -102,7 +85,8 @@ def _header(s: Summary) -> list[str]:
     options, outage = s.soak.options, s.soak.outage
     return [
         f"newsfeed soak, started {s.started}: {options.minutes:g} min at {options.rate:g} req/s, "
-        f"{options.users} users, Redis restart by {outage.signal}",
+        f"{options.users} users, Redis restart by {outage.signal}, worker SIGKILL, "
+        f"Redis SIGSTOP for {FREEZE_SECONDS:g} s",
         f"service: {ENV_PREFIX}RATE_LIMIT_PER_IP={PER_IP_LIMIT} (one client IP), "
         "other settings as shipped; AOF appendfsync always",
         f"machine: cpus {os.cpu_count()}, python {platform.python_version()}, "
@@ -132,7 +116,6 @@ def _requests(s: Summary) -> list[str]:
 
 def _timeline(s: Summary) -> list[str]:
     bucket = _bucket(s)
-    w0, w1 = s.window.start, s.window.end
     rows = [
         [
             f"{b['from']:.0f}",
@@ -142,12 +125,14 @@ def _timeline(s: Summary) -> list[str]:
             _num(b["p50_ms"]),
             _num(b["p99_ms"]),
             _num(b["max_ms"]),
-            "*" if b["from"] <= w1 and b["from"] + bucket >= w0 else "",
+            "*"
+            if any(b["from"] <= w.end and b["from"] + bucket >= w.start for w in s.windows)
+            else "",
         ]
         for b in timeline(s.samples, bucket, s.end)
     ]
     return [
-        f"timeline ({bucket:g} s buckets by send time; '*' overlaps the outage window)",
+        f"timeline ({bucket:g} s buckets by send time; '*' overlaps an outage window)",
         table(
             ["from s", "sent", "errors", "5xx", "p50 ms", "p99 ms", "max ms", ""], rows, "rrrrrrrl"
         ),
@@ -162,41 +147,55 @@ def _error_rows(s: Summary) -> list[list[str]]:
 
 
 def _outage(s: Summary) -> list[str]:
-    outage = s.soak.outage
+    outage, freeze = s.soak.outage, s.soak.freeze
+
+    def at(value: float | None) -> str:
+        return "never" if value is None or value != value else f"{value:.2f}"
+
+    rows = [
+        [f"redis stopped ({outage.signal})", at(outage.stopped)],
+        ["redis answering again", at(outage.started)],
+        ["first /readyz 200", at(outage.ready)],
+        ["window", f"{s.window.end - s.window.start:.2f} s"],
+    ]
+    if freeze.happened:
+        rows += [
+            ["redis frozen (SIGSTOP)", at(freeze.stopped)],
+            ["redis resumed (SIGCONT)", at(freeze.started)],
+            ["first /readyz 200", at(freeze.ready)],
+            ["window", f"{s.windows[-1].end - s.windows[-1].start:.2f} s"],
+        ]
     return [
-        f"redis outage ({outage.signal}), seconds from the start of the load",
-        table(
-            ["moment", "at"],
-            [
-                ["redis stopped", f"{outage.stopped:.2f}"],
-                ["redis answering again", f"{outage.started:.2f}"],
-                ["first /readyz 200", f"{outage.ready:.2f}" if s.recovered else "never"],
-                ["window", f"{s.window.end - s.window.start:.2f} s"],
-            ],
-        ),
-        f"  requests overlapping the window: {sum(1 for x in s.samples if s.inside(x)):,}, "
+        "redis outages, seconds from the start of the load",
+        table(["moment", "at"], rows),
+        f"  requests overlapping the windows: {sum(1 for x in s.samples if s.inside(x)):,}, "
         f"of which server errors {s.server_in:,}",
     ]
 
 
 def _durability_rows(s: Summary) -> list[list[str]]:
-    outage = s.soak.outage
-    at_restart, follows, events = outage.follows, s.checks["follows"], s.checks["events"]
+    follows, events = s.checks["follows"], s.checks["events"]
     verdicts = ", ".join(f"{k} {v}" for k, v in sorted(follows["verdicts"].items()))
-    return [
-        ["acknowledged subscription writes", f"{follows['acknowledged_writes']:,}"],
-        [
-            "users checked after the restart",
-            f"{at_restart.get('checked', 0)} (skipped {at_restart.get('skipped', 0)})",
-        ],
-        ["  lost acknowledged writes", str(at_restart.get("lost", 0))],
-        ["  unacknowledged writes applied", str(at_restart.get("unacknowledged_applied", 0))],
+    rows = [["acknowledged subscription writes", f"{follows['acknowledged_writes']:,}"]]
+    for name, outage in (("restart", s.soak.outage), ("freeze", s.soak.freeze)):
+        if not outage.happened:
+            continue
+        checked = outage.follows
+        rows += [
+            [
+                f"users checked after the {name}",
+                f"{checked.get('checked', 0)} (skipped {checked.get('skipped', 0)})",
+            ],
+            ["  lost acknowledged writes", str(checked.get("lost", 0))],
+            ["  unacknowledged writes applied", str(checked.get("unacknowledged_applied", 0))],
+            [f"events in the stream before the {name}", f"{outage.stream_before:,}"],
+            ["  of those, present after it", f"{outage.stream_after:,}"],
+        ]
+    return rows + [
         ["users checked at the end", str(follows["users"])],
         ["  verdicts", verdicts],
         ["  lost acknowledged writes", str(follows["lost"])],
         ["acks inconsistent with their write", str(len(s.bad_acks))],
-        ["events in the stream before the stop", f"{outage.stream_before:,}"],
-        ["  of those, present after the restart", f"{outage.stream_after:,}"],
         ["events accepted (202) over the run", f"{events['accepted']:,}"],
         ["  rejected inside accepted batches", str(events["rejected_in_acknowledged_batches"])],
         ["events in failed batches", f"{events['in_unacknowledged_batches']:,}"],
@@ -209,12 +208,12 @@ def _details(s: Summary) -> list[str]:
     """The first few of each kind of trouble, when there was any."""
     lines: list[str] = []
     if s.server_out:
-        lines += ["", "server errors outside the outage window (first 10)"]
+        lines += ["", "server errors outside the outage windows (first 10)"]
         for x in s.server_out[:10]:
             lines.append(f"  +{x.sent:.2f}s {x.kind}: {x.status} {x.detail[:160]!r}")
     slowest = s.slowest(5)
     if slowest:
-        lines += ["", "slowest requests outside the outage window"]
+        lines += ["", "slowest requests outside the outage windows"]
         lines += [
             f"  +{x.sent:.2f}s {x.kind} {x.user}: {x.status} {x.detail[:40]} "
             f"in {(x.done - x.sent) * 1000:.0f} ms"
@@ -222,7 +221,7 @@ def _details(s: Summary) -> list[str]:
         ]
     other = s.other_errors()
     if other:
-        lines += ["", "other errors outside the outage window (first 5)"]
+        lines += ["", "other errors outside the outage windows (first 5)"]
         lines += [f"  +{x.sent:.2f}s {x.kind} {x.user}: {x.status}" for x in other[:5]]
     crashes = s.soak.load.crashes
     if crashes:
@@ -232,6 +231,7 @@ def _details(s: Summary) -> list[str]:
         lines += [f"  {b}" for b in s.bad_acks[:10]]
     for label, detail in (
         ("after the restart", s.soak.outage.follows.get("lost_detail", [])),
+        ("after the freeze", s.soak.freeze.follows.get("lost_detail", [])),
         ("at the end", s.checks["follows"]["lost_detail"]),
     ):
         if detail:

@@ -1,13 +1,14 @@
-"""Soak the service with mixed traffic and one Redis restart: ``python -m bench.soak``.
+"""Soak the service with mixed traffic, a Redis restart, a worker kill and a Redis freeze.
 
-Everything runs against processes this script starts and stops itself: a private
-redis-server (AOF with ``appendfsync always``, so every acknowledged write is on disk) in a
-temporary directory and gunicorn (2 workers x 4 threads, the service's own gunicorn config;
-the per-IP rate limit raised, since every simulated reader shares this script's IP) on a
-free port. After a demo corpus of 2,000 articles is ingested through the API and a
-model covers it, an open-loop load runs for ``--minutes`` at ``--rate`` requests per
-second: requests are scheduled on a fixed timeline and sent by a pool of threads with
-keep-alive connections, so a slow server does not lower the offered rate. The mix:
+``python -m bench.soak``. Everything runs against processes this script starts and stops
+itself: a private redis-server (AOF with ``appendfsync always``, so every acknowledged write
+is on disk) in a temporary directory, gunicorn (2 workers x 4 threads, the service's own
+gunicorn config; the per-IP rate limit raised, since every simulated reader shares this
+script's IP) on a free port, and one ``newsfeed worker``. After a demo corpus of 2,000
+articles is ingested through the API and a model covers it, an open-loop load runs for
+``--minutes`` at ``--rate`` requests per second: requests are scheduled on a fixed timeline
+and sent by a pool of threads with keep-alive connections, so a slow server does not lower
+the offered rate. The mix:
 
 - ~70% feed reads: first pages, and next pages through the last ``next_cursor``;
 - ~15% subscription writes: follow / unfollow one category, or replace the followed set;
@@ -15,19 +16,27 @@ keep-alive connections, so a slow server does not lower the offered rate. The mi
 - ~15% event batches of 10-50 impressions / clicks / reads / hides about articles the user
   was shown.
 
-Halfway through, Redis is stopped (SIGTERM, or SIGKILL with ``--kill``), the traffic keeps
-going, and ~5 s later Redis starts again on the same port and data directory. The outage
-window runs from the stop to the first successful ``/readyz`` after the restart. Right
-then every user's follows are checked against their last acknowledged write, and the
-events stream against its length before the stop; at the end, again for follows, and the
-stream length against the events acknowledged over the whole run.
+Meanwhile a batch of articles is published every few seconds (POST /v1/articles, one
+category at a time), and a reader following only that category reads its feed until each
+acknowledged article is listed; /readyz is sampled every 0.5 s for the model's lag.
 
-The report (requests, errors by status inside and outside the outage, p50/p99 per kind,
+At a third of the run Redis is stopped (SIGTERM, or SIGKILL with ``--kill``) and started
+again ~5 s later; at half, the worker is killed with SIGKILL while a fit holds the reindex
+lock and a new one started; at two thirds Redis is frozen (SIGSTOP) for 8 s, then continued.
+The same worker runs through both outages: an unplanned death is reported. After each outage
+(the window runs to the first ``/readyz`` 200) every user's follows are checked against their
+last acknowledged write, and the events stream against its length before it; at the end
+again for follows, the stream length against the events acknowledged over the whole run, and
+every acknowledged article is looked for in a follower's feed (within 30 s of Redis coming
+back is the target) and in the model.
+
+The report (requests, errors by status inside and outside the outages, p50/p99 per kind,
+the time to a 503 while frozen, the worker, the model's lag, the articles' time to feeds,
 worker memory after the warm-up and at the end) is printed and written as JSON to
-``var/soak.json``; the gunicorn and redis logs are copied next to it. A target that is
+``var/soak.json``; the gunicorn, redis and worker logs are copied next to it. A target that is
 missed reads MISS in the report; the exit status is non-zero only when the script itself
-fails (an exception in the load generator included). Ctrl-C, SIGTERM and a watchdog (the
-run's length plus 10 minutes) stop everything it started.
+fails (an exception in the load generator or the article publisher included). Ctrl-C,
+SIGTERM and a watchdog (the run's length plus 10 minutes) stop everything it started.
 """
 
 from __future__ import annotations
@@ -59,7 +68,7 @@ from bench.soak.common import (
 )
 from bench.soak.phases import Options, Soak
 from bench.soak.report import build_report
-from cli.worker import worker_process
+from bench.soak.workers import Workers
 from config import ENV_PREFIX
 from devtools.redis_server import RedisServer
 
@@ -94,17 +103,19 @@ def run(options: Options) -> int:
         )
         stack.callback(gunicorn.stop)
         gunicorn.start()
-        # As deployed: the web processes enqueue fits, a `newsfeed worker` runs them, through
-        # the Redis restart too.
-        stack.enter_context(worker_process(env, worker_log))
-        soak = Soak(options, redis_server, gunicorn, secret)
+        # As deployed: the web processes enqueue fits, a `newsfeed worker` runs them. The same
+        # one runs through the Redis restart and the freeze; only the worker kill replaces it.
+        soak = Soak(options, redis_server, gunicorn, secret, Workers(env, worker_log))
+        stack.callback(soak.workers.close)
+        soak.workers.start()
         soak.run()
         checks = soak.final_checks()
+        soak.workers.close()  # before the report: it counts the forks dead workers left
         text, data = build_report(soak, checks, started, time.monotonic() - t_start)
     options.output.write_text(json.dumps(data, indent=2, default=str) + "\n")
     print(text)
     # A failure of this script (not of the service) must not pass for a clean run.
-    return 1 if soak.load.crashes else 0
+    return 1 if soak.load.crashes or soak.live.crashes else 0
 
 
 def _service_env(redis_url: str, secret: str, tmp: Path) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The soak's figures: per kind, errors inside and outside the outage, memory, the targets."""
+"""The soak's figures: per kind, errors inside and outside the outages, memory, the targets."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Window:
-    """The outage window: from the stop to the first /readyz 200 (or the end of the run)."""
+    """An outage window: from the stop (or SIGSTOP) to the first /readyz 200 after it (or the
+    end of the run)."""
 
     start: float
     end: float
@@ -50,7 +51,8 @@ class Summary:
     elapsed: float
     samples: list[Sample]
     end: float
-    window: Window
+    window: Window  # the restart's
+    windows: list[Window]  # the restart's and the freeze's
     kind_rows: list[list[str]]
     kind_json: dict[str, Any]
     lateness: list[float]
@@ -79,7 +81,7 @@ class Summary:
         return self.soak.outage.ready is not None
 
     def inside(self, s: Sample) -> bool:
-        return self.window.overlaps(s)
+        return inside(self.windows, s)
 
     def other_errors(self) -> list[Sample]:
         """Errors outside the outage window that are not server errors (4xx)."""
@@ -95,6 +97,10 @@ class Summary:
         return sorted(outside, key=lambda s: s.sent - s.done)[:count]
 
 
+def inside(windows: Sequence[Window], s: Sample) -> bool:
+    return any(w.overlaps(s) for w in windows)
+
+
 def ms(values: Sequence[float], q: float) -> str:
     return f"{percentile(values, q) * 1000:.1f}" if values else "n/a"
 
@@ -104,10 +110,13 @@ def summarize(soak: Soak, checks: dict[str, Any], started: str, elapsed: float) 
     samples = load.all_samples()
     end = max([options.seconds, *(s.done for s in samples)])
     window = Window(*outage.window(end))
-    kind_rows, kind_json = _kinds(samples, window)
-    errors_in, errors_out = _errors(samples, window)
-    at_restart = outage.follows
-    stream_lost = max(0, outage.stream_before - outage.stream_after)
+    windows = [window]
+    if soak.freeze.happened:
+        windows.append(Window(*soak.freeze.window(end)))
+    kind_rows, kind_json = _kinds(samples, windows)
+    errors_in, errors_out = _errors(samples, windows)
+    outages = (outage, soak.freeze)
+    stream_lost = sum(max(0, o.stream_before - o.stream_after) for o in outages if o.happened)
     cache: Counter[str] = Counter()
     for c in load.cache:
         cache.update(c)
@@ -119,15 +128,16 @@ def summarize(soak: Soak, checks: dict[str, Any], started: str, elapsed: float) 
         samples=samples,
         end=end,
         window=window,
+        windows=windows,
         kind_rows=kind_rows,
         kind_json=kind_json,
         lateness=[s.sent - s.scheduled for s in samples],
         from_schedule=[s.done - s.scheduled for s in samples],
         errors_in=errors_in,
         errors_out=errors_out,
-        server_out=[s for s in samples if is_server_error(s.status) and not window.overlaps(s)],
+        server_out=[s for s in samples if is_server_error(s.status) and not inside(windows, s)],
         memory=_memory(soak.memory_start, soak.memory_end),
-        lost_writes=checks["follows"]["lost"] + at_restart.get("lost", 0),
+        lost_writes=checks["follows"]["lost"] + sum(o.follows.get("lost", 0) for o in outages),
         stream_lost=stream_lost,
         lost_events=checks["events"]["lost"] + stream_lost,
         bad_acks=[b for chunk in load.bad_acks for b in chunk],
@@ -138,7 +148,9 @@ def summarize(soak: Soak, checks: dict[str, Any], started: str, elapsed: float) 
     return summary
 
 
-def _kinds(samples: Sequence[Sample], window: Window) -> tuple[list[list[str]], dict[str, Any]]:
+def _kinds(
+    samples: Sequence[Sample], windows: Sequence[Window]
+) -> tuple[list[list[str]], dict[str, Any]]:
     """Requests, errors and latencies per kind of request (and for all): rows and JSON."""
     rows = []
     data: dict[str, Any] = {}
@@ -146,7 +158,7 @@ def _kinds(samples: Sequence[Sample], window: Window) -> tuple[list[list[str]], 
         mine = [s for s in samples if kind == "all" or s.kind == kind]
         ok = [s for s in mine if s.status[0] in "23"]
         lat = [s.done - s.sent for s in mine if not s.status.startswith("client ")]
-        lat_out = [s.done - s.sent for s in mine if not window.overlaps(s) and s.status[0] in "23"]
+        lat_out = [s.done - s.sent for s in mine if not inside(windows, s) and s.status[0] in "23"]
         rows.append(
             [
                 kind,
@@ -171,13 +183,15 @@ def _kinds(samples: Sequence[Sample], window: Window) -> tuple[list[list[str]], 
     return rows, data
 
 
-def _errors(samples: Sequence[Sample], window: Window) -> tuple[Counter[str], Counter[str]]:
-    """Failed requests by status: inside the outage window, and outside it."""
+def _errors(
+    samples: Sequence[Sample], windows: Sequence[Window]
+) -> tuple[Counter[str], Counter[str]]:
+    """Failed requests by status: inside an outage window, and outside them."""
     errors_in: Counter[str] = Counter()
     errors_out: Counter[str] = Counter()
     for s in samples:
         if s.status[0] not in "23":
-            (errors_in if window.overlaps(s) else errors_out)[s.status] += 1
+            (errors_in if inside(windows, s) else errors_out)[s.status] += 1
     return errors_in, errors_out
 
 
@@ -202,12 +216,12 @@ def _memory(start: dict[int, int], end: dict[int, int]) -> Memory:
 
 
 def _targets(s: Summary) -> list[Target]:
-    outage, memory = s.soak.outage, s.memory
-    at_restart, follows, events = outage.follows, s.checks["follows"], s.checks["events"]
+    outage, freeze, memory = s.soak.outage, s.soak.freeze, s.memory
+    follows, events = s.checks["follows"], s.checks["events"]
     growths, replaced = memory.growths, memory.replaced
     return [
         Target(
-            "5xx outside the outage window",
+            "5xx outside the outage windows",
             str(len(s.server_out)),
             "0",
             not s.server_out,
@@ -218,14 +232,15 @@ def _targets(s: Summary) -> list[Target]:
             str(s.lost_writes),
             "0",
             s.lost_writes == 0,
-            f"after the restart {at_restart.get('lost', 0)}, at the end {follows['lost']}",
+            f"after the restart {outage.follows.get('lost', 0)}, after the freeze "
+            f"{freeze.follows.get('lost', 0)}, at the end {follows['lost']}",
         ),
         Target(
             "lost acknowledged events",
             str(s.lost_events) if not events["capped"] else "n/a",
             "0",
             s.lost_events == 0,
-            f"across the restart {s.stream_lost}, over the run {events['lost']}",
+            f"across the restart and the freeze {s.stream_lost}, over the run {events['lost']}",
         ),
         Target(
             "worker memory growth (max)",
