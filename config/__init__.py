@@ -74,6 +74,9 @@ class Settings:
     precompute_max_users: int = 10_000
 
     max_request_bytes: int = 10 * 1024 * 1024
+    # A request (head and body) must have arrived this long after its first byte, or it is
+    # answered 408; the worker reads it without holding a thread (config/workers.py).
+    request_read_timeout_seconds: float = 30.0
 
     # Abuse limits (limits-library syntax), counted per client IP and per token subject in
     # Redis. Generous for people and apps; they stop floods and scrapers, not readers.

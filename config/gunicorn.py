@@ -19,7 +19,10 @@ bind = f"{_settings.host}:{_settings.port}"
 # about one per core. Each keeps its own copy of the model in memory.
 workers = _settings.workers
 # Threads let one worker overlap Redis round trips; ranking is numpy, which releases the GIL.
-worker_class = "gthread"
+# gthread, except that the poller reads each request whole (with a deadline) before a thread
+# gets it, so clients sending slowly hold no thread; and gunicorn's own error answers are in
+# the API's JSON shape (config/workers.py).
+worker_class = "config.workers.BufferingThreadWorker"
 threads = _settings.threads
 # Not preloaded: each worker builds its own Redis pool and model keeper thread after the
 # fork (sockets must not be shared between processes, and threads do not survive a fork).
@@ -37,6 +40,11 @@ keepalive = 5
 max_requests = 200_000
 # Spread over 10%, so the workers (started together) do not all restart at the same moment.
 max_requests_jitter = 20_000
+# No control socket (gunicornc): gunicorn 27 puts it at one path per user
+# ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl), so a second service on the host takes it
+# over and `gunicornc` then manages whichever started last. Nothing here uses it: the master
+# is run with signals (TERM to stop, HUP to reload, TTIN/TTOU for workers; docs/operations.md).
+control_socket_disable = True
 # The same level as the app's own loggers.
 loglevel = _settings.log_level
 # Access and error logs, and the app's, as one stream on stdout (JSON by default).
