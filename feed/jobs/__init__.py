@@ -45,17 +45,21 @@ REINDEX_COVERED_KEY = "nf:{jobs}:reindex:covered"  # corpus version the newest s
 # A pending flag outlives its job only if the job was lost (queue flushed, an enqueue that
 # failed half-way); until it lapses, requests are not enqueued again.
 PENDING_TTL_SECONDS = 5 * 60
+# A reindex waits this long for another fit's lock (a live fit renews its lease; a dead one's
+# lapses within seconds), then fails and is retried.
+REINDEX_WAIT_SECONDS = 10 * 60
 # Requests a started fit covers are moot until every process has loaded its model (about a
-# second); kept as long as a fit may hold the reindex lock, in case the fit fails.
-COVERED_TTL_SECONDS = model_store.REINDEX_LOCK_TTL_MS // 1000
+# second); kept as long as the job may wait and fit, since a fit that fails is retried (RETRY)
+# and one whose worker died is requeued (feed/jobs/abandoned.py).
+COVERED_TTL_SECONDS = REINDEX_WAIT_SECONDS
 
 # A failed job is retried 10 s, 1 min and 5 min later (a Redis restart, a deploy), then kept
 # in the failed registry for a week, listed by `newsfeed jobs --failed`.
 RETRY = Retry(max=3, interval=[10, 60, 300])
 FAILURE_TTL_SECONDS = 7 * 86_400
 RESULT_TTL_SECONDS = 3600  # a finished job and its result stay readable this long
-# A reindex may first wait for another fit's lock (at most its TTL), then fits.
-REINDEX_TIMEOUT_SECONDS = COVERED_TTL_SECONDS + 20 * 60
+# A reindex may first wait for another fit's lock, then fits.
+REINDEX_TIMEOUT_SECONDS = REINDEX_WAIT_SECONDS + 20 * 60
 PRECOMPUTE_TIMEOUT_SECONDS = 10 * 60
 POLL_TIMEOUT_SECONDS = 30 * 60  # every due source, one after another, each under its timeout
 
@@ -70,7 +74,8 @@ return 0
 
 
 class ReindexBusy(Exception):
-    """Another fit kept the reindex lock past the wait; the job fails and is retried.
+    """Another fit kept the reindex lock past the wait, or this fit lost its lease before it
+    could publish; the job fails and is retried.
 
     Not a FeedError: no client causes it, and it never reaches the API."""
 
@@ -288,7 +293,7 @@ def run_reindex(
     *,
     live_window_days: float,
     force: bool = False,
-    wait_seconds: float = COVERED_TTL_SECONDS,
+    wait_seconds: float = REINDEX_WAIT_SECONDS,
 ) -> ReindexOutcome:
     """Fit under the reindex lock, waiting for another fit to finish first (up to
     ``wait_seconds``): this job may have been requested by a write that fit did not see."""
@@ -308,6 +313,8 @@ def run_reindex(
     )
     if not outcome.won:
         raise ReindexBusy(f"another fit held the reindex lock for {wait_seconds:.0f}s")
+    if outcome.lost:
+        raise ReindexBusy("the reindex lease lapsed before the fit could publish")
     result = outcome.result
     if result is None:
         return ReindexOutcome(None, corpus)

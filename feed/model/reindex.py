@@ -33,7 +33,15 @@ class ReindexResult:
     store_seconds: float
 
 
-def reindex(r: redis.Redis, *, live_window_days: float, now: float | None = None) -> ReindexResult:
+def reindex(
+    r: redis.Redis,
+    *,
+    live_window_days: float,
+    now: float | None = None,
+    lease: locks.Lease | None = None,
+) -> ReindexResult:
+    """Fit and publish; under ``lease`` (the reindex lock) only while it is still held, else
+    LeaseLost: another fit may have taken the lock and published a newer model meanwhile."""
     started = time.time() if now is None else now
     # Read the version before the articles: the model then covers at least this version, and
     # any write racing with the read bumps the version past it and triggers another fit.
@@ -46,6 +54,8 @@ def reindex(r: redis.Redis, *, live_window_days: float, now: float | None = None
     t1 = time.perf_counter()
     model = fit(docs)
     t2 = time.perf_counter()
+    if lease is not None and lease.lost:  # known already: spare storing the artifact
+        raise locks.LeaseLost(f"{lease.key} lapsed during the fit")
     previous = model_store.current_meta(r)
     meta = model_store.publish(
         r,
@@ -54,6 +64,7 @@ def reindex(r: redis.Redis, *, live_window_days: float, now: float | None = None
         snapshot_at=started,
         fitted_at=time.time(),
         articles=model.size,
+        lock_token=None if lease is None else lease.token,
     )
     articles.forget_deleted_before(r, started - DELETED_RETENTION_SECONDS)
     if previous is not None:
@@ -75,6 +86,9 @@ def reindex(r: redis.Redis, *, live_window_days: float, now: float | None = None
 class LockedFit:
     won: bool  # whether this caller took the reindex lock (False: another fit holds it)
     result: ReindexResult | None  # None: nothing fitted (lock busy, or not ``wanted`` any more)
+    # The lock's lease lapsed mid-fit (Redis away longer than its TTL, a stalled process):
+    # nothing was published, and the fit is still to be done.
+    lost: bool = False
 
 
 def fit_under_lock(
@@ -89,16 +103,22 @@ def fit_under_lock(
 
     Waits up to ``wait_seconds`` for the lock (0: one try). Once it is held, ``wanted`` says
     whether a fit is still needed (another may have covered the corpus meanwhile). The lock
-    is released afterwards; when Redis went away meanwhile, the lock is persisted with the
-    data and would block every host's fits for its whole TTL, so ``unreleased`` gets its
-    token for the caller to release later (see ``release_lock``).
+    is a lease, renewed while the fit runs and checked when it publishes. It is released
+    afterwards; when Redis went away meanwhile, ``unreleased`` gets its token for the caller
+    to release later (see ``release_lock``), which frees it sooner than its TTL.
     """
     token = _take_lock(r, wait_seconds)
     if token is None:
         return LockedFit(False, None)
     try:
-        fit = wanted is None or wanted()
-        result = reindex(r, live_window_days=live_window_days) if fit else None
+        with locks.Lease(
+            r, model_store.REINDEX_LOCK_KEY, token, model_store.REINDEX_LOCK_TTL_MS
+        ) as lease:
+            fit = wanted is None or wanted()
+            result = reindex(r, live_window_days=live_window_days, lease=lease) if fit else None
+    except locks.LeaseLost as exc:
+        log.warning("fit not published: %s", exc)
+        return LockedFit(True, None, lost=True)
     finally:
         release_lock(r, token, unreleased)
     return LockedFit(True, result)

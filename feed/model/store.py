@@ -8,16 +8,20 @@ from dataclasses import dataclass
 import redis
 
 from feed.model import versions
+from feed.storage.locks import LeaseLost
 
 SEQ_KEY = "nf:model:seq"
 ARTIFACT_KEY = "nf:model:{%d}"  # bytes of recommender.model.CorpusModel
 META_KEY = "nf:model:{%d}:meta"  # JSON ModelMeta
-REINDEX_LOCK_KEY = "nf:model:reindex-lock"
+# In the slot of the model pointer (versions.MODEL_CURRENT_KEY): a fit publishes only while it
+# holds the lock, checked in the script that sets the pointer.
+REINDEX_LOCK_KEY = "nf:{corpus}:model:reindex-lock"
 
 # A replaced artifact stays readable this long, for workers that are loading it right now.
 RETIRED_TTL_SECONDS = 10 * 60
-# A reindex holding the lock longer than this is presumed dead and the lock lapses.
-REINDEX_LOCK_TTL_MS = 10 * 60 * 1000
+# The reindex lock is a lease: the fit renews it while it runs (feed.storage.locks.Lease), so
+# a fit killed mid-way (kill -9, a lost host) frees it within this time and another redoes it.
+REINDEX_LOCK_TTL_MS = 5_000
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,15 @@ def publish(
     snapshot_at: float,
     fitted_at: float,
     articles: int,
+    lock_token: str | None = None,
 ) -> ModelMeta:
     """Store an artifact, then point every worker at it.
 
     The pointer is set only once the artifact and its meta are stored (one transaction in
     the version's slot), so a reader that sees the new version can always load it: each
-    request ranks with the old model or the new one, never a mix.
+    request ranks with the old model or the new one, never a mix. With ``lock_token``, only
+    while that token holds the reindex lock: otherwise (the fit's lease lapsed, and another
+    fit may have published since) the artifact is retired unused and LeaseLost is raised.
     """
     version = int(r.incr(SEQ_KEY))
     meta = ModelMeta(version, corpus_version, snapshot_at, fitted_at, articles)
@@ -50,14 +57,23 @@ def publish(
         pipe.set(ARTIFACT_KEY % version, artifact)
         pipe.set(META_KEY % version, json.dumps(meta.__dict__))
         pipe.execute()
-    previous = versions.set_current_model(r, version)
+    holding = None if lock_token is None else (REINDEX_LOCK_KEY, lock_token)
+    try:
+        previous = versions.set_current_model(r, version, holding=holding)
+    except LeaseLost:
+        _retire(r, version)
+        raise
     if previous is not None:
         # Workers still loading the previous version get a few minutes to finish.
-        with r.pipeline(transaction=True) as pipe:
-            pipe.expire(ARTIFACT_KEY % previous, RETIRED_TTL_SECONDS)
-            pipe.expire(META_KEY % previous, RETIRED_TTL_SECONDS)
-            pipe.execute()
+        _retire(r, previous)
     return meta
+
+
+def _retire(r: redis.Redis, version: int) -> None:
+    with r.pipeline(transaction=True) as pipe:
+        pipe.expire(ARTIFACT_KEY % version, RETIRED_TTL_SECONDS)
+        pipe.expire(META_KEY % version, RETIRED_TTL_SECONDS)
+        pipe.execute()
 
 
 def load(r: redis.Redis, version: int) -> tuple[ModelMeta, bytes] | None:

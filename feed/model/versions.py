@@ -10,6 +10,7 @@ import redis
 from redis.client import Pipeline
 
 from feed.storage.connection import mget_across_slots, slot_eval
+from feed.storage.locks import LeaseLost
 
 # Any article or category write bumps the corpus version, so cached feeds built before it miss.
 CORPUS_VERSION_KEY = "nf:{corpus}:version"
@@ -37,6 +38,15 @@ if through <= floor then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', through)
 redis.call('SET', KEYS[2], through)
 return 1
+"""
+
+# Points every worker at a model only while the fit that made it still holds its lock (KEYS[2],
+# in this slot, holding ARGV[2]): a fit whose lease lapsed never replaces a newer fit's model.
+_SET_MODEL_HOLDING = """
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return {0} end
+local previous = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1])
+return {1, previous}
 """
 
 
@@ -76,15 +86,38 @@ def changes_since(r: redis.Redis, since: int, limit: int) -> Changes:
     return Changes(int(corpus or 0), [i.decode() for i in ids[:limit]], complete)
 
 
+def count_changes_since(r: redis.Redis, since: int) -> tuple[int, bool]:
+    """How many articles were written after corpus version ``since``, and whether the log
+    still reaches back that far: what extending a model fitted at ``since`` would take."""
+    with r.pipeline(transaction=True) as pipe:
+        pipe.get(CHANGES_FLOOR_KEY)
+        pipe.zcount(CHANGES_KEY, f"({since}", "+inf")
+        floor, count = pipe.execute()
+    return int(count), int(floor or 0) <= since
+
+
 def trim_changes(r: redis.Redis, through: int) -> None:
     """Forget the changes at or below corpus version ``through``: every model a process may
     still extend holds them. The floor only rises."""
     r.eval(_TRIM, 2, CHANGES_KEY, CHANGES_FLOOR_KEY, through)
 
 
-def set_current_model(r: redis.Redis, version: int) -> int | None:
-    """Point every worker at ``version``; answers the version it replaces, if any."""
-    previous = r.set(MODEL_CURRENT_KEY, version, get=True)
+def set_current_model(
+    r: redis.Redis, version: int, *, holding: tuple[str, str] | None = None
+) -> int | None:
+    """Point every worker at ``version``; answers the version it replaces, if any.
+
+    With ``holding`` (a lock key in this module's slot, and a token), only while that token
+    holds the lock, checked in the same script; raises LeaseLost otherwise.
+    """
+    if holding is None:
+        previous = r.set(MODEL_CURRENT_KEY, version, get=True)
+    else:
+        lock_key, token = holding
+        reply = r.eval(_SET_MODEL_HOLDING, 2, MODEL_CURRENT_KEY, lock_key, version, token)
+        if not reply[0]:
+            raise LeaseLost(f"{lock_key} is no longer held by this fit")
+        previous = reply[1] if len(reply) > 1 else None
     return None if previous is None else int(previous)
 
 
