@@ -13,19 +13,17 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 import click
 import redis
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
+from rq.exceptions import StopRequested
 
 from cli.common import dev_secret, settings_with_redis
 from config import Settings
 from config.logs import logging_config
 from feed import jobs
-from feed.jobs import Runtime, open_queue, periodic, status
+from feed.jobs import Runtime, open_queue, periodic, requeue, status
+from feed.jobs.worker import CONNECTION_ERRORS, NewsfeedWorker, RedisOutage
 from feed.services import build_services
 from feed.sources.polling import fetch_options
 
@@ -33,8 +31,6 @@ log = logging.getLogger(__name__)
 
 # A worker told to stop finishes its job first; `newsfeed serve` gives it this long.
 WORKER_STOP_SECONDS = 20
-# A work loop that ended on a lost Redis is started again after this pause.
-RESTART_SECONDS = 2.0
 
 
 @contextmanager
@@ -60,11 +56,16 @@ def runtime_for(settings: Settings) -> Iterator[Runtime]:
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
     """Work until told to stop (SIGTERM/SIGINT finish the current job first), or, in burst
-    mode, until the queues are empty."""
+    mode, until the queues are empty. A Redis outage never ends it: the worker reconnects
+    with backoff and takes jobs again once Redis answers."""
+    stopping = threading.Event()
+    _stop_on_signals(stopping)
     with runtime_for(settings) as runtime:
         jobs.install(runtime)
         # The worker's own connection: RQ raises its socket timeout above the blocking dequeue.
         connection = open_queue(settings)
+        queues = jobs.queues(runtime.queue_redis)
+        requeuer = requeue.Requeuer(runtime.queue_redis, queues)
         ticker = periodic.Ticker(
             runtime.queue_redis,
             jobs.periodic_tasks(
@@ -72,53 +73,91 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
                 reindex_seconds=settings.reindex_interval_seconds,
                 poll_seconds=settings.source_poll_seconds,
             ),
+            # Every worker, every tick: the jobs of dead workers, and the retries now due.
+            upkeep=(requeuer.scan, lambda: requeue.enqueue_due_retries(queues)),
         )
-        stopping = threading.Event()
+        outage = RedisOutage()
+        rq_log = logging.getLogger("rq.worker")
+        rq_log.addFilter(outage)
         if not burst:
             ticker.start()
         try:
-            while True:
-                # SimpleWorker runs each job in this process: the model stays loaded between
-                # precompute chunks, and the keeper and tick threads never meet a fork.
-                worker = _Worker(
-                    jobs.queues(connection),
-                    connection=connection,
-                    serializer=JSONSerializer,
-                    stopping=stopping,
-                )
-                try:
-                    # with_scheduler: RQ's scheduler (one per queue, under its own lock)
-                    # enqueues the retries that are due.
-                    worker.work(
-                        burst=burst, with_scheduler=True, logging_level=settings.log_level.upper()
-                    )
-                except redis.RedisError as exc:  # RQ's teardown meets the same outage
-                    log.warning("work loop ended on a Redis error: %s", exc)
-                if burst or stopping.is_set():
-                    break
-                # RQ quits its loop on a Redis error outside its dequeue retries, expecting a
-                # supervisor to restart the process; the worker restarts the loop itself.
-                for signum in (signal.SIGTERM, signal.SIGINT):
-                    signal.signal(signum, lambda *_: stopping.set())
-                log.warning("work loop ended without a stop request; restarting it")
-                if stopping.wait(RESTART_SECONDS):
-                    break
+            _work(settings, runtime, connection, stopping, outage, burst=burst)
         finally:
             ticker.stop()
+            rq_log.removeFilter(outage)
             jobs.install(None)
             connection.close()
 
 
-class _Worker(SimpleWorker):
-    """Remembers a stop request (SIGTERM, SIGINT) across restarts of the work loop."""
+def _work(
+    settings: Settings,
+    runtime: Runtime,
+    connection: redis.Redis,
+    stopping: threading.Event,
+    outage: RedisOutage,
+    *,
+    burst: bool,
+) -> None:
+    """Run RQ's work loop, and a new one whenever it ends without a stop request: RQ ends it
+    on a Redis error outside its dequeue retries (a job, a heartbeat or its teardown meeting
+    the outage), expecting a supervisor to restart the process."""
+    # Workers whose teardown Redis did not answer: still listed as alive until Redis hears
+    # of their end, which the next worker to start tells it.
+    ghosts: list[NewsfeedWorker] = []
 
-    def __init__(self, *args: Any, stopping: threading.Event, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._stopping = stopping
+    def bury() -> None:
+        for ghost in list(ghosts):
+            try:
+                ghost.register_death()
+            except redis.RedisError:
+                continue
+            ghosts.remove(ghost)
 
-    def request_stop(self, signum: int, frame: FrameType | None) -> None:
-        self._stopping.set()
-        super().request_stop(signum, frame)
+    while not stopping.is_set():
+        worker: NewsfeedWorker | None = None
+        ended_by_redis = False
+        try:
+            try:
+                worker = NewsfeedWorker(
+                    jobs.queues(connection),
+                    connection=connection,
+                    liveness_redis=runtime.queue_redis,
+                    stopping=stopping,
+                    outage=outage,
+                    on_start=bury,
+                )
+                # In burst mode RQ's scheduler moves the retries due (once); otherwise the
+                # ticker does, every second: RQ's scheduler process ends with a Redis outage.
+                worker.work(
+                    burst=burst, with_scheduler=burst, logging_level=settings.log_level.upper()
+                )
+            except CONNECTION_ERRORS as exc:
+                outage.lost(exc)
+                ended_by_redis = True
+                if worker is not None:
+                    ghosts.append(worker)
+            except redis.RedisError as exc:  # READONLY after a failover, an OOM refusal
+                log.warning("work loop ended on a Redis error: %s", exc)
+                ended_by_redis = True
+            finally:
+                if worker is not None:
+                    worker.dispose()
+                # RQ's handlers belong to the worker that ended.
+                _stop_on_signals(stopping)
+        except StopRequested:  # RQ's handler, in the instant before ours replaced it
+            stopping.set()
+        if stopping.is_set() or (burst and not ended_by_redis and not outage.active):
+            break
+        if not outage.active:
+            log.warning("work loop ended without a stop request; restarting it")
+        stopping.wait(outage.next_delay())
+
+
+def _stop_on_signals(stopping: threading.Event) -> None:
+    """SIGTERM and SIGINT stop the worker between work loops (RQ has its own during one)."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
 
 
 @click.command("worker")

@@ -52,13 +52,20 @@ def tick(r: redis.Redis, tasks: Sequence[Periodic]) -> list[str]:
 
 
 class Ticker:
-    """A daemon thread that ticks until stopped."""
+    """A daemon thread that ticks until stopped. ``upkeep`` runs in this worker at every tick
+    (work that each worker does for itself, safe to run in several at once); ``tasks`` at most
+    once per interval across all workers. While Redis is away the ticks fail, logged once."""
 
     def __init__(
-        self, r: redis.Redis, tasks: Sequence[Periodic], every_seconds: float = TICK_SECONDS
+        self,
+        r: redis.Redis,
+        tasks: Sequence[Periodic],
+        every_seconds: float = TICK_SECONDS,
+        upkeep: Sequence[Callable[[], object]] = (),
     ) -> None:
         self._redis = r
         self._tasks = tuple(tasks)
+        self._upkeep = tuple(upkeep)
         self._every = every_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="periodic", daemon=True)
@@ -74,10 +81,21 @@ class Ticker:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.is_set():
             try:
+                for run in self._upkeep:
+                    run()
                 for name in tick(self._redis, self._tasks):
                     log.info("periodic task %s enqueued", name)
             except redis.RedisError as exc:  # the next tick tries again
-                log.warning("periodic tick skipped: %s", exc)
+                if not failing:
+                    log.warning("periodic ticks skipped until Redis answers: %s", exc)
+                failing = True
+            except Exception:  # keep ticking; the next tick retries
+                log.exception("periodic upkeep failed")
+            else:
+                if failing:
+                    log.info("periodic ticks resumed")
+                failing = False
             self._stop.wait(self._every)
