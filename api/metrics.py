@@ -31,6 +31,7 @@ from api.extensions import services
 from feed import experiments
 from feed.corpus import articles
 from feed.jobs import open_queue, status
+from feed.model import lag as model_lag
 from feed.model import store as model_store
 from feed.model import versions
 from feed.readers.events import EventResult
@@ -202,6 +203,24 @@ def model_state(r: redis.Redis) -> Iterator[Metric]:
             "newsfeed_model_articles",
             "Articles the published model was fitted on",
             value=meta.articles,
+        )
+        yield GaugeMetricFamily(
+            "newsfeed_model_corpus_version",
+            "Corpus version the published model was fitted at (the workers' refit backlog is "
+            "newsfeed_corpus_version minus this)",
+            value=meta.corpus_version,
+        )
+        lag = model_lag.measure(r, meta, current.corpus)
+        yield GaugeMetricFamily(
+            "newsfeed_model_lag_versions",
+            "Corpus versions of writes that feeds rank without (neither fitted nor extended "
+            "into the model)",
+            value=lag.versions,
+        )
+        yield GaugeMetricFamily(
+            "newsfeed_model_lag_seconds",
+            "How long feeds have ranked without some acknowledged write (0: none missing)",
+            value=lag.seconds,
         )
 
 
