@@ -36,7 +36,7 @@ FREEZE_AT = 2 / 3
 FREEZE_SECONDS = 8.0  # SIGSTOP to SIGCONT: long enough for every Redis wait to time out
 # The bound on a frozen Redis: a 503 within the socket timeout and this much more.
 FREEZE_SLACK_S = 0.5
-FIT_WAIT_S = 15.0  # the worker kill waits this long for a fit to start, then kills anyway
+FIT_WAIT_S = 30.0  # the worker kill waits this long for a fit to start, then kills anyway
 WORKER_POLL_S = 0.5  # how often the worker process is checked for an unplanned death
 
 # Articles published during the load, and how they are followed into feeds.

@@ -12,7 +12,13 @@ from typing import Any
 import redis
 
 from bench.soak.client import probe
-from bench.soak.common import FREEZE_SECONDS, OUTAGE_SECONDS, RECOVERY_TIMEOUT_S, log
+from bench.soak.common import (
+    CLIENT_TIMEOUT_S,
+    FREEZE_SECONDS,
+    OUTAGE_SECONDS,
+    RECOVERY_TIMEOUT_S,
+    log,
+)
 from devtools.redis_server import RedisServer
 from feed.readers.events import STREAM_KEY
 
@@ -95,7 +101,8 @@ class Outages:
     def _recover(self, outage: Outage) -> None:
         deadline = time.monotonic() + RECOVERY_TIMEOUT_S
         while time.monotonic() < deadline:
-            reply = probe(self._port, "/readyz", timeout=2.0)
+            # A server still draining the outage's queue answers late, not never.
+            reply = probe(self._port, "/readyz", timeout=CLIENT_TIMEOUT_S)
             if reply is not None and reply.status == 200:
                 outage.ready = self._clock()
                 break

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from bench.soak.client import probe
-from bench.soak.common import READY_SAMPLE_S
+from bench.soak.common import CLIENT_TIMEOUT_S, READY_SAMPLE_S
+
+# Probes in flight at once: a loaded server answers late, and sampling must not wait for it.
+MAX_PROBES = 30
 
 
 class ReadySample(NamedTuple):
@@ -19,6 +22,12 @@ class ReadySample(NamedTuple):
     status: int  # 0: no answer
     corpus: int | None  # corpus_version, when the body says
     model: int | None  # model_corpus_version
+
+    @property
+    def moment(self) -> float:
+        """When the answer describes: /readyz read the versions somewhere between the send
+        and the answer, which a loaded server spreads apart; halfway is the estimate."""
+        return (self.sent + self.at) / 2
 
     @property
     def lag(self) -> int | None:
@@ -41,31 +50,53 @@ class Behind:
 
 
 class ReadyWatch:
-    """Samples /readyz every READY_SAMPLE_S seconds from start() to stop()."""
+    """Sends a /readyz probe every READY_SAMPLE_S seconds from start() to stop(), each on its
+    own connection and thread, so that slow answers do not thin out the samples."""
 
     def __init__(self, port: int, clock: Callable[[], float]) -> None:
         self._port = port
         self._clock = clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self.samples: list[ReadySample] = []
+        self._slots = threading.BoundedSemaphore(MAX_PROBES)
+        self._lock = threading.Lock()
+        self._samples: list[ReadySample] = []
+
+    @property
+    def samples(self) -> list[ReadySample]:
+        """Every answered (or timed-out) probe so far, by send time."""
+        with self._lock:
+            return sorted(self._samples)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(10)
+        self._thread.join(CLIENT_TIMEOUT_S + 5)
 
     def _run(self) -> None:
-        while True:
-            self.samples.append(self.sample())
-            if self._stop.wait(READY_SAMPLE_S):
-                return
+        probes: list[threading.Thread] = []
+        while not self._stop.wait(READY_SAMPLE_S):
+            if self._slots.acquire(blocking=False):  # else: MAX_PROBES unanswered, skip one
+                probes = [t for t in probes if t.is_alive()]
+                thread = threading.Thread(target=self._probe, daemon=True)
+                thread.start()
+                probes.append(thread)
+        for thread in probes:
+            thread.join(CLIENT_TIMEOUT_S + 1)
+
+    def _probe(self) -> None:
+        try:
+            sample = self.sample()
+            with self._lock:
+                self._samples.append(sample)
+        finally:
+            self._slots.release()
 
     def sample(self) -> ReadySample:
         sent = self._clock()
-        reply = probe(self._port, "/readyz", timeout=3.0)
+        reply = probe(self._port, "/readyz", timeout=CLIENT_TIMEOUT_S)
         if reply is None:
             return ReadySample(sent, self._clock(), 0, None, None)
         corpus = model = None
@@ -89,14 +120,14 @@ class ReadyWatch:
         longest: Behind | None = None
         since: float | None = None
         last = 0.0
-        for s in self.samples:
+        for s in sorted(self.samples, key=lambda s: s.moment):
             if s.lag is None:
                 continue
-            last = s.at
+            last = s.moment
             if s.lag > 0 and since is None:
-                since = s.at
+                since = s.moment
             elif s.lag == 0 and since is not None:
-                longest = _longer(longest, Behind(since, s.at, True))
+                longest = _longer(longest, Behind(since, s.moment, True))
                 since = None
         if since is not None:
             longest = _longer(longest, Behind(since, last, False))
@@ -113,9 +144,9 @@ class ReadyWatch:
 
     def covered_at(self, corpus: int, after: float) -> float | None:
         """When the model first covered corpus version ``corpus``, at or after ``after``."""
-        for s in self.samples:
-            if s.at >= after and s.model is not None and s.model >= corpus:
-                return s.at
+        for s in sorted(self.samples, key=lambda s: s.moment):
+            if s.moment >= after and s.model is not None and s.model >= corpus:
+                return s.moment
         return None
 
     def corpus_after(self, at: float) -> int | None:

@@ -93,13 +93,13 @@ def _articles(s: Summary) -> ArticleFigures:
     for a in live.acked.values():
         if a.seen_at is not None:
             from_ack.append(a.seen_at - a.acked_at)
-            from_back.append(a.seen_at - _since(s.windows, a.acked_at, a.seen_at))
+            from_back.append(max(0.0, a.seen_at - _since(s.windows, a.acked_at, a.seen_at)))
         corpus = ready.corpus_after(a.acked_at)
         covered = ready.covered_at(corpus, a.acked_at) if corpus is not None else None
         if covered is None:
             uncovered += 1
         else:
-            to_model.append(covered - _since(s.windows, a.acked_at, covered))
+            to_model.append(max(0.0, covered - _since(s.windows, a.acked_at, covered)))
     return ArticleFigures(
         acked=len(live.acked),
         from_ack=from_ack,
@@ -115,7 +115,8 @@ def _articles(s: Summary) -> ArticleFigures:
 def _since(windows: Sequence[Window], acked: float, reached: float) -> float:
     """When the clock starts for an article acknowledged at ``acked`` and reaching a feed at
     ``reached``: the end of the last outage in between, if any (the target counts from Redis
-    coming back), else the acknowledgement."""
+    coming back), else the acknowledgement. Reached before the outage's window closed (the
+    first /readyz 200 may come late) counts as no time."""
     start = acked
     for w in windows:
         if acked <= w.end and reached >= w.start:
@@ -166,7 +167,7 @@ def _targets(r: Resilience) -> list[Target]:
             "ready again after SIGCONT",
             f"{f.resumed:.2f} s" if f.resumed is not None else "never",
             f"< {RECOVERY_TIMEOUT_S:g} s",
-            f.resumed is not None,
+            f.resumed is not None and f.resumed < RECOVERY_TIMEOUT_S,
             "from SIGCONT to /readyz 200",
         ),
         Target(

@@ -255,7 +255,7 @@ def _targets(s: Summary) -> list[Target]:
             "ready again after the restart",
             f"{s.window.end - outage.started:.2f} s" if s.recovered else "never",
             f"< {RECOVERY_TIMEOUT_S:g} s",
-            s.recovered,
+            s.recovered and s.window.end - outage.started < RECOVERY_TIMEOUT_S,
             "from redis-server answering PING to /readyz 200",
         ),
     ]

@@ -18,7 +18,7 @@ from feed.model.versions import CORPUS_VERSION_KEY
 class WorkerKill:
     at: float = float("nan")  # seconds from the start of the load
     fit_running: bool = False  # the reindex lock was held when the worker was killed
-    waited: float = 0.0  # from the articles' POST to the kill
+    waited: float = 0.0  # from the articles' acknowledgement to the kill
     lock_ttl_ms: int = -2  # the lock's PTTL right after the kill (-2: no lock)
     corpus: int = 0  # the corpus version at the kill: the next model must cover it
     killed: int | None = None  # None: the worker was already dead
@@ -36,8 +36,8 @@ def kill_during_fit(
     """Publish a batch (its write enqueues a fit), wait for a fit to hold the reindex lock,
     SIGKILL the worker and start another."""
     kill = WorkerKill()
-    t0 = time.monotonic()
     publish()
+    t0 = time.monotonic()
     while time.monotonic() - t0 < FIT_WAIT_S:
         if r.exists(REINDEX_LOCK_KEY):
             kill.fit_running = True
