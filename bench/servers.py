@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.common import REPO, STARTUP_TIMEOUT_S, free_port, http_get, log
@@ -17,10 +18,14 @@ from config import ENV_PREFIX
 class Gunicorn:
     """One gunicorn master (and its workers) serving ``app`` with config.gunicorn."""
 
-    def __init__(self, name: str, app: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, app: str, env: dict[str, str], log_dir: Path, args: Sequence[str] = ()
+    ) -> None:
         self.name = name
         self.app = app
         self.env = env
+        # Command-line options after the config file override it (a reference run's worker).
+        self.args = tuple(args)
         self.log_path = log_dir / f"gunicorn-{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -30,6 +35,7 @@ class Gunicorn:
         command = ([str(binary)] if binary.exists() else [sys.executable, "-m", "gunicorn"]) + [
             "--config",
             "python:config.gunicorn",
+            *self.args,
             self.app,
         ]
         for _attempt in range(3):
