@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench quality fuzz soak clean
+.PHONY: help install run test lint bench quality simulate fuzz soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ bench: $(STAMP)  ## measure throughput and latency; prints a report
 
 quality: $(STAMP)  ## ranking quality on real news (AG News from ../shared/data): a report
 	$(BIN)/python -m bench.quality
+
+simulate: $(STAMP)  ## simulated readers on the API: learned vs tfidf offline, then an A/B test
+	$(BIN)/python -m bench.simulate
 
 fuzz: $(STAMP)  ## schemathesis against the OpenAPI document, many more examples than make test
 	NEWSFEED_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/test_fuzz.py -p no:cacheprovider

@@ -8,9 +8,12 @@ computed by recommender.features exactly as a feed build computes them.
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,6 +22,9 @@ from recommender.features import FEATURES, Reader, features, position_value
 from recommender.model import CorpusModel
 from recommender.ranker import RankRequest
 
+# A reader's history as the service keeps it (feed.readers.history.MAX_READ): the newest reads.
+MAX_HISTORY = 200
+POSITIVE = frozenset({"click", "read"})  # what makes a shown article a positive
 # As the service's default NEWSFEED_POPULARITY_HALF_LIFE_HOURS (config/): the counts a page's
 # features see decay as they do online (feed/readers/popularity.py).
 POPULARITY_HALF_LIFE_HOURS = 24.0
@@ -36,6 +42,95 @@ class Page:
     followed: tuple[str, ...] = ()
     # The reader's clicks and reads before the page: (article id, epoch seconds).
     history: tuple[tuple[str, float], ...] = field(default=(), compare=False)
+
+
+class LoggedEvent(NamedTuple):
+    """One entry of the event stream (feed.readers.events), as training reads it."""
+
+    type: str
+    user: str
+    article: str
+    ts: float
+    feed_id: str | None = None
+    position: int | None = None
+
+
+def pages_from_events(
+    events: Iterable[LoggedEvent], follows: Mapping[str, tuple[str, ...]] | None = None
+) -> list[Page]:
+    """The served pages an event stream records, in time order.
+
+    Impressions sharing a ``feed_id`` are one page (without one: the reader's impressions of
+    the same second), at the time of its first impression, in position order (arrival order
+    where positions are missing). A click or read labels the article on the page its
+    ``feed_id`` names, or else on the reader's latest page showing it by then. Each page
+    carries the reader's clicks and reads strictly before it (the newest MAX_HISTORY, an
+    article once, at its latest time, as the service's history keeps them) and their
+    ``follows`` as given (the current ones: the stream does not record follows).
+    """
+    shown: dict[str, dict[str, tuple[float, int, int]]] = {}  # page -> article -> ts, pos, n
+    owner: dict[str, tuple[str, float]] = {}  # page -> user, first ts
+    consumed: list[LoggedEvent] = []
+    for n, event in enumerate(events):
+        if event.type == "impression":
+            key = event.feed_id or f"{event.user}@{int(event.ts)}"
+            user, first = owner.get(key, (event.user, event.ts))
+            owner[key] = (user, min(first, event.ts))
+            position = event.position if event.position is not None else n
+            seen = shown.setdefault(key, {})
+            if event.article not in seen:
+                seen[event.article] = (event.ts, position, n)
+        elif event.type in POSITIVE:
+            consumed.append(event)
+    # Where each reader saw each article, for positives that name no page.
+    showings: dict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
+    for key, articles in shown.items():
+        user = owner[key][0]
+        for article in articles:
+            showings[(user, article)].append((owner[key][1], key))
+    for found in showings.values():
+        found.sort()
+    clicked: set[tuple[str, str]] = set()  # (page, article)
+    reads: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for event in consumed:
+        reads[event.user].append((event.ts, event.article))
+        if event.feed_id is not None and event.article in shown.get(event.feed_id, {}):
+            clicked.add((event.feed_id, event.article))
+            continue
+        candidates = showings.get((event.user, event.article))
+        if candidates:
+            k = bisect.bisect_right(candidates, (event.ts, "\uffff"))
+            clicked.add((candidates[max(k - 1, 0)][1], event.article))
+    for history in reads.values():
+        history.sort()
+    pages = []
+    for key in sorted(shown, key=lambda k: owner[k][1]):
+        user, when = owner[key]
+        order = sorted(shown[key].items(), key=lambda item: (item[1][1], item[1][2]))
+        pages.append(
+            Page(
+                user,
+                when,
+                tuple(article for article, _ in order),
+                tuple(position for _, (_, position, _) in order),
+                tuple(int((key, article) in clicked) for article, _ in order),
+                (follows or {}).get(user, ()),
+                _history_before(reads.get(user, []), when),
+            )
+        )
+    return pages
+
+
+def _history_before(reads: list[tuple[float, str]], when: float) -> tuple[tuple[str, float], ...]:
+    """The newest MAX_HISTORY distinct articles of ``reads`` (time-sorted) before ``when``."""
+    end = bisect.bisect_left(reads, (when, ""))
+    latest: dict[str, float] = {}
+    for ts, article in reversed(reads[:end]):
+        if article not in latest:
+            latest[article] = ts
+            if len(latest) == MAX_HISTORY:
+                break
+    return tuple(latest.items())
 
 
 class DecayedCounts:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from recommender.clicklog import DecayedCounts, Page
+from recommender.clicklog import Page, replay, request_of
 from recommender.linear import LinearModel
 from recommender.metrics import impression_metrics
 from recommender.mind import Impression, News
@@ -34,6 +34,9 @@ __all__ = [
     "RandomRanker",
     "candidate_scores",
     "evaluate",
+    "evaluate_pages",
+    "pages_of",
+    "split_time",
     "make_rankers",
     "model_of",
     "score_log",
@@ -168,62 +171,52 @@ def _history(impression: Impression) -> tuple[tuple[str, float], ...]:
     )
 
 
-def _page(impression: Impression, followed: tuple[str, ...]) -> Page:
-    """The impression as a served page: MIND lists candidates in display order."""
-    return Page(
-        impression.user,
-        impression.time,
-        impression.candidates,
-        tuple(range(len(impression.candidates))),
-        impression.labels,
-        followed,
-        _history(impression),
-    )
+def pages_of(
+    log: Sequence[Impression], follows: Mapping[str, tuple[str, ...]] | None = None
+) -> list[Page]:
+    """Impressions as served pages: MIND lists candidates in display order, so a candidate's
+    index is its position. ``follows`` (user -> categories) gives readers the follows MIND
+    lacks; without, the tfidf ranker infers them from the history."""
+    followed = follows or {}
+    return [
+        Page(
+            impression.user,
+            impression.time,
+            impression.candidates,
+            tuple(range(len(impression.candidates))),
+            impression.labels,
+            followed.get(impression.user, ()),
+            _history(impression),
+        )
+        for impression in log
+    ]
 
 
 def _replay(
     model: CorpusModel,
     rankers: Mapping[str, Ranker],
-    log: Sequence[Impression],
+    pages: Sequence[Page],
     *,
-    follows: Mapping[str, tuple[str, ...]] | None = None,
     learned: LinearModel | None = None,
     scored_from: float = -math.inf,
-) -> Iterator[tuple[Impression, dict[str, NDArray[np.float64]]]]:
-    """Rank a time-ordered log from ``scored_from`` on; popularity counts every impression
-    (earlier ones too) once the clock has passed it."""
-    popularity = DecayedCounts()
+) -> Iterator[tuple[Page, dict[str, NDArray[np.float64]]]]:
+    """Rank time-ordered pages from ``scored_from`` on; popularity counts every page (earlier
+    ones too) once the clock has passed it (recommender.clicklog.replay)."""
     popular = {name for name, ranker in rankers.items() if uses_popularity(ranker)}
     learning = {name for name, ranker in rankers.items() if uses_learned(ranker)}
-    pending: list[Impression] = []
-    for impression in log:
-        if pending and pending[0].time < impression.time:
-            for done in pending:
-                popularity.observe(done.time, done.candidates, done.labels)
-            pending.clear()
-        pending.append(impression)
-        if impression.time < scored_from:
+    for page, counts in replay(pages):
+        if page.time < scored_from:
             continue
-        request = RankRequest(
-            # MIND has no follows (the tfidf ranker infers them from the history) unless a
-            # follows file gives them.
-            followed=(follows or {}).get(impression.user, ()),
-            now=impression.time,
-            size=len(impression.candidates),
-            history=_history(impression),
-            candidates=frozenset(impression.candidates),
-        )
-        with_counts = request
-        if popular:
-            counts = popularity.read(request.candidates or (), impression.time)
-            with_counts = replace(request, popularity=counts)
+        # Rankers that do not use popularity are sent none, as the service sends them none.
+        request = replace(request_of(page, counts), popularity={})
+        with_counts = replace(request, popularity=counts)
         scores = {}
         for name, ranker in rankers.items():
             sent = with_counts if name in popular else request
             if name in learning:
                 sent = replace(sent, learned=learned)
-            scores[name] = candidate_scores(impression.candidates, ranker.rank(model, sent))
-        yield impression, scores
+            scores[name] = candidate_scores(page.articles, ranker.rank(model, sent))
+        yield page, scores
 
 
 def _in_time_order(impressions: Iterable[Impression]) -> list[Impression]:
@@ -237,28 +230,21 @@ def score_log(
 ) -> Iterator[tuple[Impression, dict[str, NDArray[np.float64]]]]:
     """Every impression in time order, with each ranker's candidate scores (candidate_scores)."""
     log = _in_time_order(impressions)
-    yield from _replay(model_of(news, log), make_rankers() if rankers is None else rankers, log)
+    chosen = make_rankers() if rankers is None else rankers
+    replayed = _replay(model_of(news, log), chosen, pages_of(log))
+    for impression, (_, scores) in zip(log, replayed, strict=True):
+        yield impression, scores
 
 
-def split_time(log: Sequence[Impression], train_fraction: float) -> float:
-    """The time the scored part starts: after the first ``train_fraction`` of the impressions,
-    moved on past any impression of the same second (none of them is on both sides)."""
-    if not log:
+def split_time(pages: Sequence[Page] | Sequence[Impression], train_fraction: float) -> float:
+    """The time the scored part of a time-ordered log starts: after the first
+    ``train_fraction`` of it, moved on past any entry of the same second (none of them is on
+    both sides)."""
+    if not pages:
         return math.inf
-    index = min(max(int(len(log) * train_fraction), 1), len(log) - 1)
-    moment = log[index - 1].time
-    return next((i.time for i in log[index:] if i.time > moment), math.inf)
-
-
-def train_on(
-    model: CorpusModel,
-    log: Sequence[Impression],
-    until: float,
-    follows: Mapping[str, tuple[str, ...]] | None = None,
-) -> Training:
-    """The learned ranker fitted on the impressions before ``until`` (recommender.training)."""
-    pages = [_page(i, (follows or {}).get(i.user, ())) for i in log if i.time < until]
-    return train(model, pages)
+    index = min(max(int(len(pages) * train_fraction), 1), len(pages) - 1)
+    moment = pages[index - 1].time
+    return next((p.time for p in pages[index:] if p.time > moment), math.inf)
 
 
 Progress = Callable[[int], AbstractContextManager[Callable[[int], None]]]
@@ -280,39 +266,59 @@ def evaluate(
     train_fraction: float = TRAIN_FRACTION,
     trained: Callable[[Training], None] | None = None,
 ) -> dict[str, OfflineMetrics]:
-    """Per-impression metrics of each ranker (default: make_rankers()), averaged over the
-    impressions with both classes.
+    """Per-impression metrics of each ranker (default: make_rankers()) on a MIND log, averaged
+    over the impressions with both classes.
 
     Impressions are replayed in time order (ties in the given order) through ``Ranker.rank``
-    on one model of news.tsv; the popularity a ranker sees comes only from impressions strictly
-    earlier than the one it ranks. A ``progress`` factory (the CLI's bar) follows runs of more
-    than ``PROGRESS_MIN_IMPRESSIONS`` impressions. ``follows`` (user -> categories) gives the
+    on one model of news.tsv (evaluate_pages). ``follows`` (user -> categories) gives the
     readers follows, which MIND lacks.
-
-    With a learned ranker among them, it is fitted on the first ``train_fraction`` of the
-    impressions (``trained`` hears the outcome) and every ranker is scored on the rest only.
     """
     log = _in_time_order(impressions)
+    return evaluate_pages(
+        model_of(news, log),
+        pages_of(log, follows),
+        rankers,
+        progress,
+        train_fraction=train_fraction,
+        trained=trained,
+    )
+
+
+def evaluate_pages(
+    model: CorpusModel,
+    pages: Sequence[Page],
+    rankers: Mapping[str, Ranker] | None = None,
+    progress: Progress | None = None,
+    *,
+    train_fraction: float = TRAIN_FRACTION,
+    trained: Callable[[Training], None] | None = None,
+) -> dict[str, OfflineMetrics]:
+    """Per-page metrics of each ranker on time-ordered served pages (a MIND log's, or the
+    service's own event stream's), averaged over the pages with both a click and a skip.
+
+    The popularity a ranker sees comes only from pages strictly earlier than the one it ranks.
+    With a learned ranker among them, it is fitted on the first ``train_fraction`` of the
+    pages (``trained`` hears the outcome) and every ranker is scored on the rest only. A
+    ``progress`` factory (the CLI's bar) follows runs of more than
+    ``PROGRESS_MIN_IMPRESSIONS`` scored pages.
+    """
     chosen = make_rankers() if rankers is None else rankers
-    model = model_of(news, log)
     learned: LinearModel | None = None
     scored_from = -math.inf
     if any(uses_learned(ranker) for ranker in chosen.values()):
-        scored_from = split_time(log, train_fraction)
-        training = train_on(model, log, scored_from, follows)
+        scored_from = split_time(pages, train_fraction)
+        training = train(model, [page for page in pages if page.time < scored_from])
         learned = training.model
         if trained is not None:
             trained(training)
     totals = {name: _Totals() for name in chosen}
     skipped = 0
-    scored = [i for i in log if i.time >= scored_from]
-    show = progress if progress and len(scored) > PROGRESS_MIN_IMPRESSIONS else _no_progress
-    with show(len(scored)) as advance:
-        for impression, scores in _replay(
-            model, chosen, log, follows=follows, learned=learned, scored_from=scored_from
-        ):
+    scored = sum(page.time >= scored_from for page in pages)
+    show = progress if progress and scored > PROGRESS_MIN_IMPRESSIONS else _no_progress
+    with show(scored) as advance:
+        for page, scores in _replay(model, chosen, pages, learned=learned, scored_from=scored_from):
             advance(1)
-            labels = np.asarray(impression.labels, dtype=np.int64)
+            labels = np.asarray(page.labels, dtype=np.int64)
             clicked = int(labels.sum())
             if clicked == 0 or clicked == labels.size:
                 skipped += 1

@@ -149,6 +149,14 @@ class LearnedRanker:
         grouped = np.zeros((len(order), len(GROUPS)))
         for g in range(len(GROUPS)):
             grouped[:, g] = contribution[:, _GROUP_OF == g].sum(axis=1)
+        # A reason names a signal the item has: no "because you read" for an item that owes
+        # its place to resembling nothing read, however the weights fall.
+        values = matrix[order]
+        has_reading = values[:, COLUMN["history_similarity"]] > 0
+        grouped[~has_reading, GROUPS.index("read")] = -np.inf
+        grouped[values[:, COLUMN["category_lean"]] <= 0, GROUPS.index("history")] = -np.inf
+        if not reader.cols:
+            grouped[:, GROUPS.index("follow")] = -np.inf
         moved = grouped.argmax(axis=1)
         model_rows = order if rows is None else rows[order].tolist()
         read_rows = [r for r, g in zip(model_rows, moved, strict=True) if GROUPS[g] == "read"]

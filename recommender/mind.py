@@ -15,6 +15,7 @@ __all__ = [
     "iter_behaviors",
     "parse_time",
     "read_behaviors",
+    "read_follows",
     "read_news",
 ]
 
@@ -100,6 +101,25 @@ def read_news(path: str | os.PathLike[str], errors: ParseErrors | None = None) -
                 news_id, fields[1].strip(), fields[2].strip(), fields[3].strip(), abstract
             )
     return news
+
+
+def read_follows(
+    path: str | os.PathLike[str], errors: ParseErrors | None = None
+) -> dict[str, tuple[str, ...]]:
+    """Not MIND: an optional companion file, one reader per line, ``user<TAB>slug slug ...``,
+    giving the follows MIND lacks. A repeated user keeps its first line."""
+    errors = ParseErrors() if errors is None else errors
+    follows: dict[str, tuple[str, ...]] = {}
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        user, tab, slugs = line.partition("\t")
+        user = user.strip()
+        if not tab or not user or any(c.isspace() for c in user):
+            errors.add(number, "expected a user id, a tab and the followed categories")
+            continue
+        follows.setdefault(user, tuple(sorted(set(slugs.split()))))
+    return follows
 
 
 def _parse_behavior(line: str) -> Impression:

@@ -9,11 +9,14 @@ from recommender.features import (
     COLUMN,
     FEATURES,
     FRESHNESS_HALF_LIFE_HOURS,
+    HISTORY_HALF_LIFE_HOURS,
     PRIOR_CTR,
     PRIOR_STRENGTH,
     features,
+    reading_of,
 )
 from recommender.model import CorpusModel, Doc, fit
+from recommender.profile import reading_of as profile_reading_of
 from recommender.ranker import RankRequest
 
 NOW = 1_800_000_000.0
@@ -108,3 +111,16 @@ def test_reading_pulls_toward_the_topic_read_and_leans_to_its_category() -> None
     lean = column(matrix, "category_lean")
     assert lean[row["science0"]] == 1.0 and lean[row["sport0"]] == 0.0
     assert column(matrix, "history_pull").max() > 0.0
+
+
+def test_the_fast_reading_profile_is_the_rankers_profile() -> None:
+    model = corpus()
+    history = (("science1", NOW - HOUR), ("sport2", NOW - 30 * HOUR), ("nope", NOW))
+    ours = reading_of(model, history, NOW)
+    theirs = profile_reading_of(model, history, NOW, HISTORY_HALF_LIFE_HOURS)
+    assert ours is not None and theirs is not None
+    assert ours.unit is not None and theirs.unit is not None
+    np.testing.assert_array_equal(ours.rows, theirs.rows)
+    np.testing.assert_allclose(ours.weights, theirs.weights)
+    np.testing.assert_allclose(ours.unit, theirs.unit, atol=1e-6)
+    np.testing.assert_allclose(ours.along, theirs.along, atol=1e-6)

@@ -8,12 +8,12 @@ import random
 import numpy as np
 import pytest
 
-from recommender.clicklog import Page, examples
+from recommender.clicklog import LoggedEvent, Page, examples, pages_from_events
 from recommender.evaluation import evaluate, make_rankers, split_time
 from recommender.features import FEATURES, POSITION_FEATURE, Reader, features
 from recommender.learned import LearnedRanker
 from recommender.linear import LinearModel
-from recommender.mind import Impression, News
+from recommender.mind import Impression, News, ParseErrors, read_follows
 from recommender.model import CorpusModel, Doc, fit
 from recommender.ranker import RankRequest
 from recommender.registry import make_ranker, uses_learned, uses_popularity
@@ -276,3 +276,43 @@ def test_reader_state_is_worked_out_once_per_request() -> None:
     request = RankRequest(("sport",), NOW, 10, history=(("a001", NOW - HOUR),))
     reader = Reader.of(model, request)
     np.testing.assert_array_equal(features(model, request, reader=reader), features(model, request))
+
+
+# ---------------------------------------------------------------------------------------------
+# The event stream as served pages
+
+
+def test_the_stream_becomes_pages_with_positions_clicks_and_earlier_reads() -> None:
+    events = [
+        LoggedEvent("read", "u1", "old", NOW - 50),  # reached from elsewhere: history only
+        LoggedEvent("impression", "u1", "b", NOW + 1, "f1", 1),
+        LoggedEvent("impression", "u1", "a", NOW, "f1", 0),
+        LoggedEvent("impression", "u2", "a", NOW + 5, "f2", 0),
+        LoggedEvent("click", "u1", "b", NOW + 9, "f1", 1),
+        LoggedEvent("read", "u1", "b", NOW + 30, "f1", 1),  # the same click, read: one label
+        LoggedEvent("impression", "u1", "c", NOW + 60),  # an app that sends no feed_id
+        LoggedEvent("impression", "u1", "a", NOW + 60),
+        LoggedEvent("click", "u1", "c", NOW + 70),  # joined to the latest page showing it
+        LoggedEvent("hide", "u2", "a", NOW + 6, "f2", 0),
+    ]
+    first, second, third = pages_from_events(events, {"u1": ("sport",)})
+    assert (first.user, first.time, first.articles, first.positions, first.labels) == (
+        "u1",
+        NOW,
+        ("a", "b"),
+        (0, 1),
+        (0, 1),
+    )
+    assert first.followed == ("sport",) and first.history == (("old", NOW - 50),)
+    assert (second.user, second.labels, second.followed) == ("u2", (0,), ())
+    assert third.articles == ("c", "a") and third.labels == (1, 0)
+    # Reads before the page, newest first, an article once at its latest time.
+    assert third.history == (("b", NOW + 30), ("old", NOW - 50))
+
+
+def test_a_follows_file_gives_mind_readers_their_follows(tmp_path) -> None:
+    path = tmp_path / "follows.tsv"
+    path.write_text("U1\tsport science\nU2\t\nbroken line\nU1\tworld\n", encoding="utf-8")
+    errors = ParseErrors()
+    assert read_follows(path, errors) == {"U1": ("science", "sport"), "U2": ()}
+    assert errors.count == 1

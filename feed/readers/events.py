@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -22,6 +22,7 @@ STREAM_KEY = "nf:events"  # the durable log a data team consumes (XREAD / consum
 STREAM_MAX_LEN = 1_000_000
 KINDS = ("impression", "click", "read", "hide")
 MAX_BATCH = 500
+STREAM_READ_BATCH = 10_000  # entries per XRANGE when a consumer reads the whole stream
 
 
 @dataclass(frozen=True)
@@ -130,3 +131,24 @@ def stream_entries(r: redis.Redis, count: int = 100) -> list[dict[str, str]]:
         {k.decode(): v.decode() for k, v in fields.items()}
         for _, fields in r.xrevrange(STREAM_KEY, count=count)
     ]
+
+
+def iter_stream(
+    r: redis.Redis, advance: Callable[[int], None] | None = None
+) -> Iterator[dict[bytes, bytes]]:
+    """Every entry of the stream, oldest first, read in batches (training reads it all);
+    ``advance`` hears each batch's size."""
+    start = "-"
+    while True:
+        batch = r.xrange(STREAM_KEY, min=start, count=STREAM_READ_BATCH)
+        for _, fields in batch:
+            yield fields
+        if advance is not None and batch:
+            advance(len(batch))
+        if len(batch) < STREAM_READ_BATCH:
+            return
+        start = "(" + batch[-1][0].decode()
+
+
+def stream_length(r: redis.Redis) -> int:
+    return int(r.xlen(STREAM_KEY))
