@@ -42,6 +42,8 @@ FIRST_BYTE_TIMEOUT_S = gthread.DEFAULT_WORKER_DATA_TIMEOUT
 # read, or reading a request gunicorn refuses before it is whole (it never waits otherwise).
 THREAD_SOCKET_TIMEOUT_S = 10.0
 RECV_BYTES = 64 * 1024
+# On SIGTERM, a request half received may still arrive whole within this long.
+SHUTDOWN_READ_GRACE_S = 5.0
 # Every connection may buffer this much; beyond it, requests share a per-worker budget (at
 # least two of the largest bodies), and wait for room when it is spent, so a few dozen
 # large uploads cannot take all the memory. The small requests of readers never wait.
@@ -292,10 +294,15 @@ class BufferingThreadWorker(gthread.ThreadWorker):
             self._close(conn)
 
     def _cap_keepalive(self, deadline: float) -> None:
-        """On shutdown: idle connections close soon; requests being read get their time."""
+        """On shutdown: idle connections close by ``deadline`` (gthread's linger), and a
+        request still arriving gets SHUTDOWN_READ_GRACE_S more, not its whole read timeout,
+        which would hold the stop for the full graceful timeout under slow clients."""
         super()._cap_keepalive(deadline)
+        last_read = time.monotonic() + SHUTDOWN_READ_GRACE_S
         for conn in self.reading:
             conn.idle_deadline = min(conn.idle_deadline, deadline)
+            if conn.read_deadline is not None:
+                conn.read_deadline = min(conn.read_deadline, last_read)
 
     # -- threads ---------------------------------------------------------------------------------
 
