@@ -1,4 +1,5 @@
-"""The `newsfeed` command line: serve, ingest, reindex, token, worker, jobs, poll, evaluate."""
+"""The `newsfeed` command line: serve, ingest, reindex, token, worker, jobs, poll, evaluate,
+train."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from cli.evaluate import evaluate_command
 from cli.poll import poll_command
 from cli.serve import serve
 from cli.tokens import token
+from cli.train import train_command
 from cli.worker import jobs_command, worker_command
 from config import installed_version
 
@@ -29,6 +31,7 @@ for command in (
     jobs_command,
     poll_command,
     evaluate_command,
+    train_command,
 ):
     cli.add_command(command)
 

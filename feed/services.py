@@ -12,6 +12,7 @@ from config import Settings
 from feed import jobs
 from feed.corpus.ingest import Corpus
 from feed.model.keeper import ModelKeeper
+from feed.model.learned_store import LearnedModels
 from feed.readers.events import EventLog
 from feed.readers.popularity import Popularity
 from feed.readers.tokens import TokenVerifier
@@ -66,6 +67,7 @@ def build_services(
         feed_ttl=settings.feed_ttl_seconds,
         cursor_ttl=settings.cursor_ttl_seconds,
         on_build=on_build,
+        learned=LearnedModels(client, settings.model_poll_seconds),
     )
     return Services(
         settings=settings,

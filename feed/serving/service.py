@@ -15,6 +15,7 @@ from feed.corpus import articles, categories
 from feed.exceptions import StaleCursor
 from feed.model import versions
 from feed.model.keeper import ModelKeeper
+from feed.model.learned_store import LearnedModels
 from feed.model.versions import Versions
 from feed.readers import activity, history, subscriptions
 from feed.readers.popularity import Popularity
@@ -23,7 +24,7 @@ from feed.serving.cache import Entry, Header, Inputs, RenderedPage
 from feed.serving.cursor import Cursor, CursorCodec
 from feed.serving.variants import Variants
 from recommender.ranker import Ranked, RankRequest
-from recommender.registry import uses_popularity
+from recommender.registry import uses_learned, uses_popularity
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ REASONS = {
     "latest": "Latest in {}",
     "history": "Like articles you read in {}",
     "read": "Because you read ‘{}’",
+    "popular": "Popular in {}",
 }
 # Titles in reasons are cut to fit a line on a phone.
 REASON_TITLE_CHARS = 80
@@ -70,6 +72,7 @@ class FeedService:
         cursor_ttl: int,
         clock: Callable[[], float] = time.time,
         on_build: Callable[[float], None] | None = None,
+        learned: LearnedModels | None = None,
     ) -> None:
         self._redis = r
         self._keeper = keeper
@@ -81,6 +84,7 @@ class FeedService:
         self._cursor_ttl = cursor_ttl
         self._clock = clock
         self._on_build = on_build  # told the seconds each build took (the api layer's metrics)
+        self._learned = learned  # the published learned model, for the learned ranker
         self.builds = 0  # feeds computed by this process, for metrics and the bench report
 
     # -- follows: a change drops the rendered first page in the same script, so a cached page
@@ -241,6 +245,7 @@ class FeedService:
         # Documented rule: what the reader hid, clicked or read leaves their feed.
         exclude = {i.decode() for i in (*raw_hidden, *raw_deleted)} | {a for a, _ in read}
         popularity = self._popularity.read(now) if uses_popularity(ranker) else {}
+        learned = self._learned.current() if self._learned and uses_learned(ranker) else None
         ranked = ranker.rank(
             loaded.model,
             RankRequest(
@@ -250,6 +255,7 @@ class FeedService:
                 exclude=frozenset(exclude),
                 history=read,
                 popularity=popularity,
+                learned=learned,
             ),
         )
         names = {k.decode(): v.decode() for k, v in raw_names.items()}
