@@ -62,9 +62,10 @@ class LiveArticles:
         self._batches = 0
         self._stop_publishing = threading.Event()
         self._stop_watching = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._publish_loop, daemon=True),
-            threading.Thread(target=self._watch_loop, daemon=True),
+        self._publisher = threading.Thread(target=self._publish_loop, daemon=True)
+        self._readers = [
+            threading.Thread(target=self._watch_loop, args=(slug,), daemon=True)
+            for slug in watchers
         ]
         self.acked: dict[str, Live] = {}
         self.posts: list[Post] = []
@@ -72,7 +73,7 @@ class LiveArticles:
         self.crashes: list[str] = []
 
     def start(self) -> None:
-        for thread in self._threads:
+        for thread in [self._publisher, *self._readers]:
             thread.start()
 
     def publish(self) -> int:
@@ -112,7 +113,7 @@ class LiveArticles:
 
     def stop_publishing(self) -> None:
         self._stop_publishing.set()
-        self._threads[0].join(30)
+        self._publisher.join(30)
 
     def finish(self) -> None:
         """Keep watching until every acknowledged article was seen, or LIVE_TARGET_S (and a
@@ -122,7 +123,8 @@ class LiveArticles:
         while self.pending() and self._clock() < deadline:
             time.sleep(0.5)
         self._stop_watching.set()
-        self._threads[1].join(30)
+        for thread in self._readers:
+            thread.join(30)
         client = Client(self._port)
         try:
             for article in self.pending():
@@ -152,16 +154,18 @@ class LiveArticles:
             # A POST that hung through an outage does not make the next ones burst.
             due = max(due + LIVE_EVERY_S, self._clock())
 
-    def _watch_loop(self) -> None:
+    def _watch_loop(self, slug: str) -> None:
+        """One category's follower, reading while its articles are pending: one thread per
+        category, so that a slow server does not make one category wait for another."""
         client = Client(self._port)
         try:
             while not self._stop_watching.wait(WATCH_EVERY_S):
-                slugs = sorted({a.slug for a in self.pending()})
-                for slug in slugs:
-                    try:
-                        self._watch(client, slug)
-                    except (OSError, http.client.HTTPException, ValueError):
-                        client.close()  # an outage: try again next round
+                if not any(a.slug == slug for a in self.pending()):
+                    continue
+                try:
+                    self._watch(client, slug)
+                except (OSError, http.client.HTTPException, ValueError):
+                    client.close()  # an outage: try again next round
         finally:
             client.close()
 
@@ -177,7 +181,7 @@ class LiveArticles:
             if reply.status != 200:
                 return
             page: dict[str, Any] = json.loads(reply.body)
-            at = self._clock()
+            at = self._clock()  # the answer's arrival: the article was listed by then
             listed = {str(item["id"]) for item in page.get("items", [])}
             with self._lock:
                 left = [a for a in self.acked.values() if a.slug == slug and a.seen_at is None]

@@ -49,6 +49,7 @@ WATCH_PAGES = 3  # enough to read a one-category feed to its end (feed_size 300)
 READY_SAMPLE_S = 0.5  # /readyz, for the model's lag behind the corpus
 WRITE_QUARANTINE_S = 30.0  # after a write whose request may still be in flight
 CHECK_BUDGET_S = 120.0  # for reading back every user's follows (after the restart, at the end)
+CHECK_THREADS = 8  # users whose follows are read back at once after an outage
 
 PER_IP_LIMIT = "10000000/minute"
 WATCHDOG_SLACK_S = 600.0  # the whole run may take this much longer than the load

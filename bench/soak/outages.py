@@ -128,14 +128,14 @@ class Outages:
             outage.stream_before = int(length)
 
     def _stream_up_to_mark(self, outage: Outage) -> int:
-        """Entries now in the stream with ids up to the one marked before the stop."""
+        """Entries now in the stream with ids up to the one marked before the stop: counted
+        from the start, since the load keeps adding newer ones while this reads."""
         with self.client() as r:
-            newer = 0
-            start = "(" + outage.last_id
+            count = 0
+            start = "-"
             while True:
-                chunk = r.xrange(STREAM_KEY, min=start, max="+", count=10_000)
-                newer += len(chunk)
+                chunk = r.xrange(STREAM_KEY, min=start, max=outage.last_id, count=10_000)
+                count += len(chunk)
                 if len(chunk) < 10_000:
-                    break
+                    return count
                 start = "(" + chunk[-1][0].decode()
-            return int(r.xlen(STREAM_KEY)) - newer

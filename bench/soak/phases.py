@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from bench.soak.common import (
     INGEST_BATCH,
     LATE_LIMIT_S,
     LIVE_TARGET_S,
+    OUTAGE_SECONDS,
     PAGE_LIMIT,
     RESTART_AT,
     SLUGS,
@@ -33,7 +35,7 @@ from bench.soak.common import (
 )
 from bench.soak.load import Load
 from bench.soak.memory import MemoryWatch, worker_rss
-from bench.soak.outages import Outages
+from bench.soak.outages import Outage, Outages
 from bench.soak.ready import ReadyWatch
 from bench.soak.users import User
 from bench.soak.worker_kill import WorkerKill, kill_during_fit
@@ -101,6 +103,7 @@ class Soak:
         )
         self.ready = ReadyWatch(gunicorn.port, self.load.now)
         self.kill = WorkerKill()
+        self._checks: list[threading.Thread] = []
         self.memory_start: dict[int, int] = {}
         self.memory_end: dict[int, int] = {}
         self.memory = MemoryWatch(gunicorn, self.load.now)
@@ -193,15 +196,7 @@ class Soak:
             self._sleep_until(options.warmup)
             self.memory_start = worker_rss(self.gunicorn)
             log(f"after warm-up: worker RSS {self._mb(self.memory_start)}")
-            self._sleep_until(seconds * RESTART_AT)
-            self.outages.restart_redis()
-            self.outage.follows = self._check_follows(self.outage.ready, "the restart")
-            self._sleep_until(seconds * WORKER_KILL_AT)
-            with self.outages.client() as r:
-                self.kill = kill_during_fit(self.workers, r, self.live.publish, self.load.now)
-            self._sleep_until(seconds * FREEZE_AT)
-            self.outages.freeze_redis()
-            self.freeze.follows = self._check_follows(self.freeze.ready, "the freeze")
+            self._phases()
             self._sleep_until(seconds)
             if not self.load.join(LATE_LIMIT_S + CLIENT_TIMEOUT_S + 5):
                 log("some client threads did not finish in time")
@@ -210,6 +205,8 @@ class Soak:
             self.load.stop.set()
             self.memory.stop()
             self.live.stop_publishing()
+            for thread in self._checks:
+                thread.join()
         log(f"load done: worker RSS {self._mb(self.memory_end)}")
         self.live.finish()  # the last articles' time to reach feeds, after the load
         last = self.live.last_ack()
@@ -217,10 +214,39 @@ class Soak:
             self.ready.wait_covered(last, last + LIVE_TARGET_S + 5)
         self.ready.stop()
 
-    def _check_follows(self, ready: float | None, after: str) -> dict[str, Any]:
-        return checks.follows_after_outage(
-            self.gunicorn.port, self.users, ready=ready is not None, after=after
-        )
+    def _phases(self) -> None:
+        """The restart, the worker kill and the freeze, each at its share of the run (or as
+        soon as the one before is over); one that would not end inside the load is skipped.
+        The follows checks after the outages run beside the load, not holding it up."""
+        seconds = self.options.seconds
+        self._sleep_until(seconds * RESTART_AT)
+        if self._time_left("the Redis restart", OUTAGE_SECONDS):
+            self.outages.restart_redis()
+            self._check_follows(self.outage, "the restart")
+        self._sleep_until(seconds * WORKER_KILL_AT)
+        if self._time_left("the worker kill", 1.0):
+            with self.outages.client() as r:
+                self.kill = kill_during_fit(self.workers, r, self.live.publish, self.load.now)
+        self._sleep_until(seconds * FREEZE_AT)
+        if self._time_left("the Redis freeze", FREEZE_SECONDS):
+            self.outages.freeze_redis()
+            self._check_follows(self.freeze, "the freeze")
+
+    def _time_left(self, phase: str, needs: float) -> bool:
+        if self.load.now() + needs < self.options.seconds:
+            return True
+        log(f"{phase} skipped: the phases before it ran past the end of the load")
+        return False
+
+    def _check_follows(self, outage: Outage, after: str) -> None:
+        def check() -> None:
+            outage.follows = checks.follows_after_outage(
+                self.gunicorn.port, self.users, ready=outage.ready is not None, after=after
+            )
+
+        thread = threading.Thread(target=check, daemon=True)
+        thread.start()
+        self._checks.append(thread)
 
     def _sleep_until(self, at: float) -> None:
         while (left := at - self.load.now()) > 0:

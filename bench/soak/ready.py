@@ -143,10 +143,11 @@ class ReadyWatch:
             time.sleep(READY_SAMPLE_S)
 
     def covered_at(self, corpus: int, after: float) -> float | None:
-        """When the model first covered corpus version ``corpus``, at or after ``after``."""
-        for s in sorted(self.samples, key=lambda s: s.moment):
-            if s.moment >= after and s.model is not None and s.model >= corpus:
-                return s.moment
+        """When an answer first said the model covered corpus version ``corpus``, at or after
+        ``after``: its arrival, an upper bound (the target is a bound too)."""
+        for s in sorted(self.samples, key=lambda s: s.at):
+            if s.at >= after and s.model is not None and s.model >= corpus:
+                return s.at
         return None
 
     def corpus_after(self, at: float) -> int | None:
