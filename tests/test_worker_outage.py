@@ -154,8 +154,9 @@ def test_a_worker_outlives_a_redis_outage_in_the_middle_of_a_fit(
         )
 
 
-def test_a_worker_stops_cleanly_on_sigterm_while_redis_is_down(
-    own_redis: RedisServer, tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_worker_stops_cleanly_on_a_stop_signal_while_redis_is_down(
+    signum: signal.Signals, own_redis: RedisServer, tmp_path: Path
 ) -> None:
     log = tmp_path / "worker.log"
     client = open_redis(own_redis.url, socket_timeout=5, connect_timeout=5)
@@ -163,7 +164,7 @@ def test_a_worker_stops_cleanly_on_sigterm_while_redis_is_down(
         eventually(lambda: workers_alive(client) == 1, "worker registration", log)
         own_redis.kill()
         time.sleep(2)  # the work loop has met the outage
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         assert process.wait(timeout=30) == 0, log.read_text()[-3000:]
     client.close()
 
