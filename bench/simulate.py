@@ -1,7 +1,7 @@
 """`make simulate`: simulated readers on the real API, the learned ranker trained on their
 clicks, compared offline with every ranker, then A/B-tested against tfidf.
 
-Readers click by a hidden model this module alone knows (``Reader``, ``Story``): topics they
+Readers click by a hidden model this module alone knows (``SimReader``, ``SimStory``): topics they
 like, inside and outside the categories they follow, and one some of them dislike (keyword
 topics, most of which no ranker or feature names); how fresh a story is (each reader minds it
 differently); each story's own appeal (a headline people take to or not, seen by the rankers
@@ -48,7 +48,7 @@ from cli.evaluate import metrics_table, training_line
 from devtools.demo import DEMO_CATEGORIES, generate_articles
 from devtools.demo_text import load_vocabulary
 from devtools.redis_server import RedisServer
-from feed.model.learning import Outcome, read_pages, serving_model, train_and_publish
+from feed.model.learning import TrainingOutcome, read_pages, serving_model, train_and_publish
 from feed.readers.tokens import issue_token
 from feed.services import Services
 from recommender.evaluation import DEFAULT_RANKERS, LEARNED, evaluate_pages, make_rankers
@@ -102,7 +102,7 @@ AG_TOPICS = (
 
 
 @dataclass(frozen=True)
-class Story:
+class SimStory:
     id: str
     category: str
     title: str
@@ -112,14 +112,15 @@ class Story:
     appeal: float  # the headline's pull on anyone: hidden, seen only through clicks
 
 
-def _stories_agnews(now: float, rng: random.Random) -> tuple[list[Story], tuple[HiddenTopic, ...]]:
+Topics = tuple[HiddenTopic, ...]
+
+
+def _stories_agnews(now: float, rng: random.Random) -> tuple[list[SimStory], Topics]:
     raw: list[AgStory] = agnews.load(now, seed=rng.randrange(1 << 30))
     return [_story(s.id, s.category, s.title, s.summary, s.published, rng) for s in raw], AG_TOPICS
 
 
-def _stories_generated(
-    now: float, rng: random.Random, count: int
-) -> tuple[list[Story], tuple[HiddenTopic, ...]]:
+def _stories_generated(now: float, rng: random.Random, count: int) -> tuple[list[SimStory], Topics]:
     wire = generate_articles(
         count,
         seed=rng.randrange(1 << 30),
@@ -151,15 +152,15 @@ def _stories_generated(
 
 def _story(
     story_id: str, category: str, title: str, summary: str, published: float, rng: random.Random
-) -> Story:
+) -> SimStory:
     # A question or a number in the headline pulls a little more, whatever the story.
     quirk = 0.3 if ("?" in title or re.search(r"\d", title)) else 0.0
-    return Story(
+    return SimStory(
         story_id, category, title, summary, published, frozenset(), rng.gauss(0, 0.8) + quirk
     )
 
 
-def tag_topics(stories: list[Story], topics: Sequence[HiddenTopic]) -> list[Story]:
+def tag_topics(stories: list[SimStory], topics: Sequence[HiddenTopic]) -> list[SimStory]:
     tagged = []
     for story in stories:
         text = f"{story.title} {story.summary}"
@@ -167,7 +168,7 @@ def tag_topics(stories: list[Story], topics: Sequence[HiddenTopic]) -> list[Stor
             t.name for t in topics if t.category == story.category and t.pattern.search(text)
         )
         tagged.append(
-            Story(
+            SimStory(
                 story.id,
                 story.category,
                 story.title,
@@ -181,7 +182,7 @@ def tag_topics(stories: list[Story], topics: Sequence[HiddenTopic]) -> list[Stor
 
 
 @dataclass
-class Reader:
+class SimReader:
     """One simulated person; every number here is hidden from the service."""
 
     id: str
@@ -197,7 +198,7 @@ class Reader:
     elsewhere: float  # chance per session of reading a story reached from elsewhere
     read: set[str] = field(default_factory=set)
 
-    def utility(self, story: Story, now: float, clicks_so_far: int) -> float:
+    def utility(self, story: SimStory, now: float, clicks_so_far: int) -> float:
         age_days = max(now - story.published, 0.0) / 86400.0
         topical = sum(self.likes.get(t, 0.0) for t in story.topics)
         return (
@@ -212,7 +213,7 @@ class Reader:
 
 def make_readers(
     count: int, topics: Sequence[HiddenTopic], slugs: Sequence[str], rng: random.Random
-) -> list[Reader]:
+) -> list[SimReader]:
     by_category: dict[str, list[str]] = defaultdict(list)
     for topic in topics:
         by_category[topic.category].append(topic.name)
@@ -238,7 +239,7 @@ def make_readers(
             for slug in slugs
         }
         readers.append(
-            Reader(
+            SimReader(
                 id=f"sim-{n:05d}",
                 follows=tuple(sorted(follows)),
                 likes=likes,
@@ -286,7 +287,7 @@ class World:
     """The service under test and the simulated people using it."""
 
     def __init__(
-        self, client: FlaskClient, stories: list[Story], readers: list[Reader], seed: int
+        self, client: FlaskClient, stories: list[SimStory], readers: list[SimReader], seed: int
     ) -> None:
         self.client = client
         self.stories = {s.id: s for s in stories}
@@ -295,12 +296,12 @@ class World:
         self._auth: dict[str, dict[str, str]] = {}
         self.shown: list[Shown] = []
         self.clicked: dict[str, list[str]] = defaultdict(list)  # reader -> clicks, in order
-        self._by_topic: dict[str, list[Story]] = defaultdict(list)
+        self._by_topic: dict[str, list[SimStory]] = defaultdict(list)
         for story in stories:
             for topic in story.topics:
                 self._by_topic[topic].append(story)
 
-    def auth(self, reader: Reader) -> dict[str, str]:
+    def auth(self, reader: SimReader) -> dict[str, str]:
         found = self._auth.get(reader.id)
         if found is None:
             settings = self.client.application.extensions[EXTENSION].settings
@@ -334,7 +335,7 @@ class World:
                 self.session(reader, tally)
         tally.seconds += time.perf_counter() - started
 
-    def session(self, reader: Reader, tally: Tally) -> None:
+    def session(self, reader: SimReader, tally: Tally) -> None:
         tally.sessions += 1
         events: list[dict[str, Any]] = []
         if self.rng.random() < reader.elsewhere:
@@ -400,7 +401,7 @@ class World:
             response = self.client.post("/v1/events", json=batch, headers=self.auth(reader))
             _expect(response, 202)
 
-    def _from_elsewhere(self, reader: Reader) -> Story | None:
+    def _from_elsewhere(self, reader: SimReader) -> SimStory | None:
         liked = [t for t, weight in reader.likes.items() if weight > 0]
         if not liked:
             return None
@@ -414,7 +415,7 @@ class World:
 
     @staticmethod
     def _event(
-        reader: Reader, kind: str, article: str, feed_id: str | None, position: int | None
+        reader: SimReader, kind: str, article: str, feed_id: str | None, position: int | None
     ) -> dict[str, Any]:
         event: dict[str, Any] = {"type": kind, "user_id": reader.id, "article_id": article}
         if feed_id is not None:
@@ -448,7 +449,7 @@ class Figures:
     ab: dict[str, Any] = field(default_factory=dict)
 
 
-def ingest(client: FlaskClient, admin: dict[str, str], stories: list[Story]) -> None:
+def ingest(client: FlaskClient, admin: dict[str, str], stories: list[SimStory]) -> None:
     slugs = sorted({s.category for s in stories})
     for slug in slugs:
         name = CATEGORY_NAMES.get(slug) or DEMO_CATEGORIES.get(slug) or slug.title()
@@ -571,7 +572,7 @@ def simulate(args: argparse.Namespace, server: RedisServer, out: Path) -> Figure
         _log("phase 2: `newsfeed train` on the stream")
         model = serving_model(svc.redis, svc.settings.live_window_days)
         baseline = TfidfRanker(half_life_hours=svc.settings.freshness_half_life_hours)
-        outcome: Outcome = train_and_publish(svc.redis, model, baseline)
+        outcome: TrainingOutcome = train_and_publish(svc.redis, model, baseline)
         training = outcome.as_json()
         _log(f"  {training}")
 

@@ -11,7 +11,7 @@ import click
 from cli.common import open_client
 from config import Settings
 from feed.exceptions import ServiceUnavailable
-from feed.model.learning import Outcome, Progress, serving_model, train_and_publish
+from feed.model.learning import Progress, TrainingOutcome, serving_model, train_and_publish
 from feed.readers import events
 from recommender.tfidf import TfidfRanker
 
@@ -47,7 +47,7 @@ def train_command() -> None:
         client.close()
 
 
-def report(outcome: Outcome) -> str:
+def report(outcome: TrainingOutcome) -> str:
     """What happened, the figures the gate used, and the weights."""
     if not outcome.won:
         return f"{outcome.reason}; try again when it is done"

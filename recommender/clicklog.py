@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from recommender.features import FEATURES, Reader, features, position_value
+from recommender.features import FEATURES, ReaderState, features, position_value
 from recommender.model import CorpusModel
 from recommender.ranker import RankRequest
 
@@ -233,7 +233,7 @@ def examples(model: CorpusModel, pages: Iterable[Page], advance: Advance | None 
         request = request_of(page, popularity)
         rows = np.array([model.row_of[a] for a in page.articles], dtype=np.intp)
         block = np.empty((rows.size, len(FEATURES) + 1))
-        block[:, :-1] = features(model, request, rows, Reader.of(model, request))
+        block[:, :-1] = features(model, request, rows, ReaderState.of(model, request))
         block[:, -1] = position_value(np.asarray(page.positions, dtype=np.int64))
         blocks.append(block)
         labels.append(np.asarray(page.labels, dtype=np.int8))

@@ -67,7 +67,7 @@ def position_value(position: int | NDArray[np.int64]) -> NDArray[np.float64]:
 
 
 @dataclass(frozen=True)
-class Reader:
+class ReaderState:
     """What a request says about its reader, worked out once per request."""
 
     cols: list[int]  # the followed categories' columns in the model
@@ -77,7 +77,7 @@ class Reader:
     growth: float  # 1 - 2^(-reading mass / HISTORY_READS): how much the reading counts
 
     @classmethod
-    def of(cls, model: CorpusModel, request: RankRequest) -> Reader:
+    def of(cls, model: CorpusModel, request: RankRequest) -> ReaderState:
         cols = model.category_index(request.followed)
         per_category = np.zeros(len(model.slugs), dtype=np.float32)
         if cols:
@@ -97,10 +97,10 @@ def features(
     model: CorpusModel,
     request: RankRequest,
     rows: NDArray[np.intp] | None = None,
-    reader: Reader | None = None,
+    reader: ReaderState | None = None,
 ) -> NDArray[np.float64]:
     """The (len(rows), len(FEATURES)) feature matrix of these rows (None: every row)."""
-    reader = reader or Reader.of(model, request)
+    reader = reader or ReaderState.of(model, request)
     matrix = base_features(model, request, reader, rows)
     if reader.has_history:
         history = history_features(model, request, reader, rows)
@@ -110,7 +110,7 @@ def features(
 
 
 def base_features(
-    model: CorpusModel, request: RankRequest, reader: Reader, rows: NDArray[np.intp] | None
+    model: CorpusModel, request: RankRequest, reader: ReaderState, rows: NDArray[np.intp] | None
 ) -> NDArray[np.float64]:
     """Every feature but the history ones (left 0): a few vector operations per article."""
     count = model.size if rows is None else rows.size
@@ -140,7 +140,7 @@ def base_features(
 
 
 def history_features(
-    model: CorpusModel, request: RankRequest, reader: Reader, rows: NDArray[np.intp] | None
+    model: CorpusModel, request: RankRequest, reader: ReaderState, rows: NDArray[np.intp] | None
 ) -> NDArray[np.float64]:
     """The HISTORY_FEATURES columns of these rows (None: every row): zeros without reading."""
     count = model.size if rows is None else rows.size

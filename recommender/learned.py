@@ -13,7 +13,7 @@ from recommender.features import (
     HISTORY_BOUNDS,
     HISTORY_FEATURES,
     POSITION_FEATURE,
-    Reader,
+    ReaderState,
     base_features,
     history_features,
 )
@@ -80,7 +80,7 @@ class LearnedRanker:
             return TfidfRanker(half_life_hours=self.half_life_hours).rank(model, request)
         if model.size == 0 or request.size <= 0:
             return []
-        reader = Reader.of(model, request)
+        reader = ReaderState.of(model, request)
         allowed = allowed_rows(model, request)
         rows = None if allowed is None else np.flatnonzero(allowed)
         slope, offset = learned.slopes(FEATURES)
@@ -95,7 +95,7 @@ class LearnedRanker:
     def _add_history(
         model: CorpusModel,
         request: RankRequest,
-        reader: Reader,
+        reader: ReaderState,
         rows: NDArray[np.intp] | None,
         matrix: NDArray[np.float64],
         score: NDArray[np.float64],
@@ -133,7 +133,7 @@ class LearnedRanker:
     def _explain(
         self,
         model: CorpusModel,
-        reader: Reader,
+        reader: ReaderState,
         rows: NDArray[np.intp] | None,
         order: list[int],
         matrix: NDArray[np.float64],

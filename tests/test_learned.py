@@ -10,7 +10,7 @@ import pytest
 
 from recommender.clicklog import LoggedEvent, Page, examples, pages_from_events
 from recommender.evaluation import evaluate, make_rankers, split_time
-from recommender.features import FEATURES, POSITION_FEATURE, Reader, features
+from recommender.features import FEATURES, POSITION_FEATURE, ReaderState, features
 from recommender.learned import LearnedRanker
 from recommender.linear import LinearModel
 from recommender.mind import Impression, News, ParseErrors, read_follows
@@ -274,7 +274,7 @@ def test_the_learned_ranker_never_sees_the_scored_part() -> None:
 def test_reader_state_is_worked_out_once_per_request() -> None:
     model = corpus()
     request = RankRequest(("sport",), NOW, 10, history=(("a001", NOW - HOUR),))
-    reader = Reader.of(model, request)
+    reader = ReaderState.of(model, request)
     np.testing.assert_array_equal(features(model, request, reader=reader), features(model, request))
 
 

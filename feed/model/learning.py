@@ -38,7 +38,7 @@ class Progress:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class TrainingOutcome:
     """What a training did: ``version`` is the model published, None when it kept the
     previous one (or tfidf's weights, with none published), ``reason`` saying why."""
 
@@ -112,7 +112,7 @@ def train_and_publish(
     model: CorpusModel,
     baseline: Ranker,
     progress: Progress | None = None,
-) -> Outcome:
+) -> TrainingOutcome:
     """Fit on the whole stream and publish the model if it passes the gate.
 
     One process trains at a time (a lease); the others answer ``won=False`` at once. The
@@ -124,7 +124,9 @@ def train_and_publish(
     token = locks.acquire(r, learned_store.LEASE_KEY, LEASE_TTL_MS)
     if token is None:
         current = learned_store.load(r)
-        return Outcome(False, None, None, 0, "another process is training", _version(current))
+        return TrainingOutcome(
+            False, None, None, 0, "another process is training", _version(current)
+        )
     try:
         learned_store.set_mark(r, events.stream_length(r))
         pages, count = read_pages(r, progress)
@@ -147,7 +149,7 @@ def train_and_publish(
             reason = training.reason
             log.info("learned model not published: %s", reason)
         serving = version if version is not None else _version(learned_store.load(r))
-        outcome = Outcome(True, version, training, count, reason, serving)
+        outcome = TrainingOutcome(True, version, training, count, reason, serving)
         learned_store.record_outcome(r, outcome.as_json())
         return outcome
     finally:
