@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,10 +70,17 @@ class LearnedRanker:
     group, lifted it most against an average article. Without a usable model (none published
     yet, or one this build cannot read) it ranks exactly as ``TfidfRanker`` with
     ``half_life_hours``.
+
+    Articles outside the followed categories fill at most ``max_outside_share`` of any
+    prefix of the feed while followed ones remain (more than tfidf's related share: the model
+    picks them for the reader, by their reading say, not only for resembling their follows).
+    A fitted model knows them only as far as the logged feeds showed them: the cap bounds what
+    its extrapolation can cost until the feeds it serves teach it more.
     """
 
     name: str = "learned"
     half_life_hours: float = 24.0  # of the tfidf fallback
+    max_outside_share: float = 0.2
 
     def rank(self, model: CorpusModel, request: RankRequest) -> list[Ranked]:
         learned = usable(request.learned)
@@ -86,9 +94,27 @@ class LearnedRanker:
         slope, offset = learned.slopes(FEATURES)
         matrix = base_features(model, request, reader, rows)
         score = matrix @ slope + offset
-        if reader.has_history and np.any(slope[_HISTORY_COLUMNS]):
-            self._add_history(model, request, reader, rows, matrix, score, slope)
-        order = top_rows(score, np.ones(score.size, dtype=np.bool_), request.size)
+        with_history = reader.has_history and bool(np.any(slope[_HISTORY_COLUMNS]))
+        size = request.size
+        share = min(self.max_outside_share, 1.0)
+        if not reader.cols or share >= 1.0:
+            everyone = np.ones(score.size, dtype=np.bool_)
+            if with_history:
+                self._add_history(
+                    model, request, reader, rows, matrix, score, slope, everyone, size
+                )
+            order = top_rows(score, everyone, size)
+        else:
+            members = model.members if rows is None else model.members[rows]
+            inside: NDArray[np.bool_] = np.asarray(members[:, reader.cols].any(axis=1))
+            outside = ~inside
+            wanted = max(math.ceil(size * share), size - int(np.count_nonzero(inside)))
+            if with_history:
+                for pool, k in ((inside, size), (outside, wanted)):
+                    self._add_history(model, request, reader, rows, matrix, score, slope, pool, k)
+            order = _merge(
+                score, top_rows(score, inside, size), top_rows(score, outside, wanted), size, share
+            )
         return self._explain(model, reader, rows, order, matrix, score, learned)
 
     @staticmethod
@@ -100,18 +126,20 @@ class LearnedRanker:
         matrix: NDArray[np.float64],
         score: NDArray[np.float64],
         slope: NDArray[np.float64],
+        pool: NDArray[np.bool_],
+        size: int,
     ) -> None:
-        """Add the reading features to ``matrix`` and ``score`` (in place) where they can
-        change the ranking: the sparse product they need is most of a large feed's cost.
+        """Add the reading features of the ``pool`` rows to ``matrix`` and ``score`` (in
+        place) where they can change which ``size`` of them rank best: the sparse product they
+        need is most of a large feed's cost.
 
         They are computed exactly for the ``size`` best rows without them; the lowest of those
-        rows' full scores is then a floor the feed's last item reaches at least, and only rows
+        rows' full scores is then a floor the last of the best reaches at least, and only rows
         whose score without reading plus the most reading can add reaches the floor are scored.
         """
         hist_slope = slope[_HISTORY_COLUMNS]
         bounds = np.array([HISTORY_BOUNDS[name] for name in HISTORY_FEATURES])
         most = float(np.maximum(hist_slope * bounds[:, 0], hist_slope * bounds[:, 1]).sum())
-        size = request.size
 
         def fill(where: NDArray[np.intp]) -> None:
             subset = where if rows is None else rows[where]
@@ -119,16 +147,17 @@ class LearnedRanker:
             matrix[np.ix_(where, _HISTORY_COLUMNS)] = values
             score[where] += values @ hist_slope
 
-        everything = np.arange(score.size)
-        if score.size <= 2 * size:
-            fill(everything)
+        members = np.flatnonzero(pool)
+        if members.size <= 2 * size:
+            if members.size:
+                fill(members)
             return
-        first = np.array(top_rows(score, np.ones(score.size, dtype=np.bool_), size), dtype=np.intp)
+        first = np.array(top_rows(score, pool, size), dtype=np.intp)
         fill(first)
         floor = float(score[first].min())
-        done = np.zeros(score.size, dtype=np.bool_)
-        done[first] = True
-        fill(everything[~done & (score + most >= floor)])
+        rest = pool.copy()
+        rest[first] = False
+        fill(np.flatnonzero(rest & (score + most >= floor)))
 
     def _explain(
         self,
@@ -183,3 +212,24 @@ class LearnedRanker:
                 shown: ReasonKind = "history" if kind == "read" else kind
                 ranked.append(Ranked(article_id, value, shown, category))
         return ranked
+
+
+def _merge(
+    score: NDArray[np.float64], inside: list[int], outside: list[int], size: int, share: float
+) -> list[int]:
+    """Interleave by score while every prefix keeps outside rows within their share (all of
+    them once the inside ones run out), as TfidfRanker does for related articles."""
+    rows: list[int] = []
+    i = o = 0
+    while len(rows) < size and (i < len(inside) or o < len(outside)):
+        quota = math.floor(share * (len(rows) + 1))
+        outside_ok = o < len(outside) and (o < quota or i >= len(inside))
+        if outside_ok and (i >= len(inside) or score[outside[o]] > score[inside[i]]):
+            rows.append(outside[o])
+            o += 1
+        elif i < len(inside):
+            rows.append(inside[i])
+            i += 1
+        else:
+            break
+    return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import numpy as np
@@ -11,11 +12,11 @@ import pytest
 from recommender.clicklog import LoggedEvent, Page, examples, pages_from_events
 from recommender.evaluation import evaluate, make_rankers, split_time
 from recommender.features import FEATURES, POSITION_FEATURE, ReaderState, features
-from recommender.learned import LearnedRanker
+from recommender.learned import LearnedRanker, _merge
 from recommender.linear import LinearModel
 from recommender.mind import Impression, News, ParseErrors, read_follows
 from recommender.model import CorpusModel, Doc, fit
-from recommender.ranker import RankRequest
+from recommender.ranker import RankRequest, top_rows
 from recommender.registry import make_ranker, uses_learned, uses_popularity
 from recommender.tfidf import TfidfRanker
 from recommender.training import MIN_CLICKS, train
@@ -66,7 +67,7 @@ def test_it_orders_by_the_models_logit_with_position_at_its_serving_constant() -
     model = corpus()
     learned = linear({"freshness": 2.0, "ctr": 1.0, "followed": 0.5}, position=-3.0)
     request = RankRequest(("sport",), NOW, 60, popularity={"a010": (9.0, 20.0)}, learned=learned)
-    ranked = LearnedRanker().rank(model, request)
+    ranked = LearnedRanker(max_outside_share=1.0).rank(model, request)
     matrix = features(model, request)
     slope, offset = learned.slopes(FEATURES)
     expected = matrix @ slope + offset
@@ -103,12 +104,29 @@ def test_reading_features_are_skipped_only_where_they_cannot_change_the_feed() -
         exclude=frozenset({"a010", "a013"}),
     )
     ranked = LearnedRanker().rank(model, request)
-    allowed = np.array([i not in request.exclude for i in model.ids])
     slope, offset = learned.slopes(FEATURES)
     full = features(model, request) @ slope + offset
-    full[~allowed] = -np.inf
-    best = np.argsort(-full, kind="stable")[:20]
-    assert [r.id for r in ranked] == [str(model.ids[i]) for i in best]
+    allowed = np.array([i not in request.exclude for i in model.ids])
+    inside = allowed & model.members[:, model.slugs.index("science")]
+    outside = allowed & ~inside
+    expected = _merge(full, top_rows(full, inside, 20), top_rows(full, outside, 4), 20, 0.2)
+    assert [r.id for r in ranked] == [str(model.ids[i]) for i in expected]
+
+
+def test_articles_outside_the_follows_keep_to_their_share_of_every_prefix() -> None:
+    model = corpus(200, seed=4)
+    learned = linear({"followed": -1.0, "freshness": 0.5})  # a model that prefers the others
+    request = RankRequest(("sport",), NOW, 30, learned=learned)
+    ranked = LearnedRanker(max_outside_share=0.2).rank(model, request)
+    outside = [model.members[model.row_of[r.id], model.slugs.index("sport")] == 0 for r in ranked]
+    for prefix in range(1, 31):
+        assert sum(outside[:prefix]) <= math.floor(0.2 * prefix)
+    assert sum(outside) == 6
+    assert {r.reason for r, out in zip(ranked, outside, strict=True) if out} <= {
+        "related",
+        "latest",
+        "popular",
+    }
 
 
 def test_the_registry_builds_it_for_experiments_and_callers_know_what_to_send() -> None:

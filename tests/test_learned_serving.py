@@ -27,7 +27,13 @@ EXPERIMENT = {
     # Two variants are the least an experiment has: nearly everyone is on the learned one.
     "variants": [
         {"name": "control", "ranker": "tfidf", "params": {}, "weight": 1},
-        {"name": "learned", "ranker": "learned", "params": {}, "weight": 9999},
+        # Outside articles uncapped, so that a freshness-only model shows plainly.
+        {
+            "name": "learned",
+            "ranker": "learned",
+            "params": {"max_outside_share": 1},
+            "weight": 9999,
+        },
     ],
     "traffic": 1.0,
 }
