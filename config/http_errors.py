@@ -77,6 +77,10 @@ def head_too_large(limit: int) -> ErrorAnswer:
     )
 
 
+def field_too_large(limit: int) -> ErrorAnswer:
+    return ErrorAnswer(431, f"a request header exceeds {limit} bytes", {"limit_bytes": limit})
+
+
 def body_too_large(limit: int) -> ErrorAnswer:
     return ErrorAnswer(413, f"the request body exceeds {limit} bytes", {"limit_bytes": limit})
 
@@ -115,8 +119,7 @@ def _header_limit(reason: str, cfg: Config) -> ErrorAnswer:
     # gunicorn's reasons: "limit request headers fields" (how many), "... fields size" (one
     # field), "max buffer headers" / "... trailer section size" (all of them).
     if reason.endswith("fields size"):
-        limit = cfg.limit_request_field_size
-        return ErrorAnswer(431, f"a request header exceeds {limit} bytes", {"limit_bytes": limit})
+        return field_too_large(cfg.limit_request_field_size)
     if reason.endswith("fields"):
         count = cfg.limit_request_fields
         return ErrorAnswer(431, f"more than {count} request headers", {"limit_headers": count})

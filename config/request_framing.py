@@ -19,6 +19,7 @@ class Verdict(enum.Enum):
     WAIT = "wait"  # more bytes are needed
     READY = "ready"  # the request is whole, or gunicorn's parser refuses what is here
     HEAD_TOO_LARGE = "head_too_large"  # no end of head within the limit: 431
+    FIELD_TOO_LARGE = "field_too_large"  # a header line over its limit, head unfinished: 431
     BODY_TOO_LARGE = "body_too_large"  # the body is over the size limit: 413
 
 
@@ -45,6 +46,7 @@ class RequestScanner:
         self._chunk_pos = 0  # chunked: where the next chunk-size line (or trailer) starts
         self._chunk_data = 0  # chunked: body bytes in the chunks framed so far
         self._in_trailers = False
+        self._line_start: int | None = None  # unfinished head: the first unchecked header line
 
     def scan(self, buf: bytes | bytearray) -> Verdict:
         if self.head_end is None:
@@ -69,9 +71,25 @@ class RequestScanner:
                 return Verdict.READY  # a bare LF: gunicorn answers 400 at once
             if len(buf) > self.limits.head:
                 return Verdict.HEAD_TOO_LARGE
+            if line_end >= 0 and self._field_too_large(buf, line_end + 2):
+                return Verdict.FIELD_TOO_LARGE
             return Verdict.WAIT
         self.head_end = found + 4
         return self._frame_body(bytes(buf[start:found]))
+
+    def _field_too_large(self, buf: bytes | bytearray, headers_start: int) -> bool:
+        """Whether a header line, finished or still arriving, is over gunicorn's limit (it
+        counts the line's CRLF): it would refuse the head once whole, so it need not be."""
+        pos = headers_start if self._line_start is None else self._line_start
+        while True:
+            line_end = buf.find(b"\r\n", pos)
+            if line_end < 0:
+                break
+            if line_end - pos + 2 > self.limits.field_size:
+                return True
+            pos = line_end + 2
+        self._line_start = pos
+        return len(buf) - pos + 2 > self.limits.field_size
 
     def _frame_body(self, head: bytes) -> Verdict | None:
         assert self.head_end is not None

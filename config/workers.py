@@ -198,6 +198,8 @@ class BufferingThreadWorker(gthread.ThreadWorker):
             self.enqueue_req(conn)
         elif verdict is Verdict.HEAD_TOO_LARGE:
             self._refuse(conn, http_errors.head_too_large(self.limits.head))
+        elif verdict is Verdict.FIELD_TOO_LARGE:
+            self._refuse(conn, http_errors.field_too_large(self.limits.field_size))
         else:
             self._refuse(conn, http_errors.body_too_large(self.limits.body))
         return True

@@ -59,6 +59,15 @@ def test_a_26kb_token_is_a_json_431_naming_the_header_limit(service: LiveService
     assert token[:100] not in answer[2].decode()
 
 
+def test_a_huge_token_still_arriving_is_a_json_431_without_waiting_for_the_rest(
+    service: LiveService,
+) -> None:
+    unfinished = b"GET /v1/categories HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer "
+    answer = raw_exchange(service, unfinished + b"t" * 9000, timeout=5)
+    message = assert_json_error(answer, 431, "header_too_large")
+    assert "8190 bytes" in message
+
+
 def test_a_10000_character_cursor_is_a_json_414(service: LiveService) -> None:
     cursor = "c" * 10_000
     answer = raw_exchange(service, request(f"GET /v1/users/u/feed?cursor={cursor} HTTP/1.1"))

@@ -82,7 +82,10 @@ def test_the_end_of_a_request_is_found_before_a_pipelined_one(name: str) -> None
             Verdict.BODY_TOO_LARGE,
         ),
         (b"GET / HTTP/1.1\r\n" + b"X-Pad: " + b"p" * LIMITS.head, Verdict.HEAD_TOO_LARGE),
+        (b"GET / HTTP/1.1\r\nX-Token: " + b"t" * 8190, Verdict.FIELD_TOO_LARGE),
+        (b"GET / HTTP/1.1\r\nX-Token: " + b"t" * 8190 + b"\r\nX-More: 1", Verdict.FIELD_TOO_LARGE),
         # Still arriving.
+        (b"GET / HTTP/1.1\r\nX-Token: " + b"t" * 8170 + b"\r\nX-More: 1", Verdict.WAIT),
         (b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaa", Verdict.WAIT),
         (head("Content-Length: 1000") + b"a" * 999, Verdict.WAIT),
         (head("Transfer-Encoding: chunked") + b"5\r\nhel", Verdict.WAIT),
@@ -102,3 +105,15 @@ def test_a_client_that_expects_100_continue_is_known_once_the_head_is_in() -> No
     scanner = RequestScanner(LIMITS)
     scanner.scan(http10)
     assert not scanner.expects_continue  # RFC 9110 10.1.1: ignored in HTTP/1.0
+
+
+def test_a_header_line_over_its_limit_is_refused_while_it_is_still_arriving() -> None:
+    scanner = RequestScanner(LIMITS)
+    data = b"GET / HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+    assert scanner.scan(data) is Verdict.WAIT
+    for _ in range(100):
+        data += b"t" * 100
+        if scanner.scan(data) is not Verdict.WAIT:
+            break
+    assert scanner.scan(data) is Verdict.FIELD_TOO_LARGE
+    assert len(data) - len(b"GET / HTTP/1.1\r\nHost: t\r\n") + 2 > LIMITS.field_size
