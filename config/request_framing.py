@@ -47,6 +47,11 @@ class RequestScanner:
         self._chunk_data = 0  # chunked: body bytes in the chunks framed so far
         self._in_trailers = False
         self._line_start: int | None = None  # unfinished head: the first unchecked header line
+        # Unfinished head: how much was searched, and its LFs and CRLFs so far. Each scan
+        # looks at new bytes only: a head sent in many small pieces costs linear time.
+        self._searched = 0
+        self._lfs = 0
+        self._crlfs = 0
 
     def scan(self, buf: bytes | bytearray) -> Verdict:
         if self.head_end is None:
@@ -62,12 +67,16 @@ class RequestScanner:
         """None once the head is framed and the body's length known (self.end or chunked)."""
         # RFC 9112 2.2: one empty line before the request line is ignored, as gunicorn does.
         start = 2 if buf[:2] == b"\r\n" else 0
-        found = buf.find(b"\r\n\r\n", start)
+        searched = self._searched
+        found = buf.find(b"\r\n\r\n", max(start, searched - 3))
         if found < 0:
+            self._searched = len(buf)
+            self._lfs += buf.count(b"\n", searched)
+            self._crlfs += buf.count(b"\r\n", max(0, searched - 1))  # one may straddle
             line_end = buf.find(b"\r\n", start)
             if line_end < 0 and len(buf) - start - 2 > self.limits.request_line:
                 return Verdict.READY  # gunicorn answers 414 from what is here
-            if buf.count(b"\n") != buf.count(b"\r\n"):
+            if self._lfs != self._crlfs:
                 return Verdict.READY  # a bare LF: gunicorn answers 400 at once
             if len(buf) > self.limits.head:
                 return Verdict.HEAD_TOO_LARGE

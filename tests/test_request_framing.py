@@ -117,3 +117,42 @@ def test_a_header_line_over_its_limit_is_refused_while_it_is_still_arriving() ->
             break
     assert scanner.scan(data) is Verdict.FIELD_TOO_LARGE
     assert len(data) - len(b"GET / HTTP/1.1\r\nHost: t\r\n") + 2 > LIMITS.field_size
+
+
+PIECES = st.sampled_from(
+    [
+        b"\r",
+        b"\n",
+        b"\r\n",
+        b"\r\n\r\n",
+        b":",
+        b" ",
+        b"a",
+        b"0",
+        b"5",
+        b"GET / HTTP/1.1",
+        b"Content-Length: 3",
+        b"Transfer-Encoding: chunked",
+        b"Expect: 100-continue",
+        b";x",
+    ]
+)
+
+
+@given(st.lists(PIECES, max_size=40), st.data())
+def test_reading_in_pieces_decides_as_reading_all_at_once(
+    pieces: list[bytes], data: st.DataObject
+) -> None:
+    request = b"".join(pieces)
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(request)), max_size=10))))
+    incremental = RequestScanner(LIMITS)
+    for end in [*cuts, len(request)]:
+        fresh = RequestScanner(LIMITS)
+        verdict = incremental.scan(request[:end])
+        assert verdict is fresh.scan(request[:end])
+        assert (incremental.end, incremental.expects_continue) == (
+            fresh.end,
+            fresh.expects_continue,
+        )
+        if verdict is not Verdict.WAIT:
+            break
