@@ -19,7 +19,7 @@ def lines(r: Resilience) -> list[str]:
     behind = r.behind
     rows = [
         ["requests sent while frozen", f"{f.sent:,} ({statuses})"],
-        ["  time to a 503: longest, p99", f"{longest(f.to_503)}, {p99(f.to_503)}"],
+        ["  time to a 503: longest, p99", f"{longest(f.to_503, 3)}, {p99(f.to_503, 3)}"],
         ["worker killed at", f"+{kill.at:.2f} s" if kill.happened else "not killed"],
         ["  a fit running (reindex lock held)", f"{kill.fit_running} (waited {kill.waited:.2f} s)"],
         ["  model covers the corpus of the kill", _secs(r.kill_covered)],

@@ -132,12 +132,12 @@ def _during(s: Summary, at: float) -> str:
     return ""
 
 
-def longest(values: Sequence[float]) -> str:
-    return f"{max(values):.2f} s" if values else "n/a"
+def longest(values: Sequence[float], digits: int = 2) -> str:
+    return f"{max(values):.{digits}f} s" if values else "n/a"
 
 
-def p99(values: Sequence[float]) -> str:
-    return f"{percentile(values, 99):.2f} s" if values else "n/a"
+def p99(values: Sequence[float], digits: int = 2) -> str:
+    return f"{percentile(values, 99):.{digits}f} s" if values else "n/a"
 
 
 def _targets(r: Resilience) -> list[Target]:
@@ -151,14 +151,14 @@ def _targets(r: Resilience) -> list[Target]:
     return [
         Target(
             "longest time to a 503 while frozen",
-            longest(f.to_503),
+            longest(f.to_503, 3),  # next to a bound in tenths: 2.50 could be a miss
             bound,
             bool(f.to_503) and max(f.to_503) <= f.bound and not timeouts,
             freeze_note,
         ),
         Target(
             "p99 time to a 503 while frozen",
-            p99(f.to_503),
+            p99(f.to_503, 3),
             bound,
             bool(f.to_503) and percentile(f.to_503, 99) <= f.bound,
             "socket timeout + 0.5 s (the issue's bound)",
