@@ -18,6 +18,7 @@ from api.limits import init_limits
 from api.logs import REQUEST_ID_HEADER, init_request_ids
 from config import Settings
 from feed.services import build_services
+from feed.storage.deadline import end_request_budget, start_request_budget
 
 if TYPE_CHECKING:
     from api.metrics import Metrics
@@ -43,6 +44,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     init_request_ids(app)
     metrics = init_metrics(app)
     init_services(app, settings, on_build=metrics.feed_build.observe)
+    init_redis_budget(app, settings)
     init_proxies(app, settings)
     init_limits(app, settings)
     init_cors(app, settings)
@@ -99,6 +101,20 @@ def init_services(
     app: Flask, settings: Settings, on_build: Callable[[float], None] | None = None
 ) -> None:
     app.extensions[EXTENSION] = build_services(settings, on_build=on_build)
+
+
+def init_redis_budget(app: Flask, settings: Settings) -> None:
+    """A request waits for Redis at most the configured socket timeout in all (rate limit,
+    reads, writes, retries together): a frozen Redis is a 503 within that, not a sum of them.
+    Registered before the rate limiter's hook, whose Redis call it covers too."""
+
+    @app.before_request
+    def start_redis_budget() -> None:
+        start_request_budget(settings.redis_socket_timeout)
+
+    @app.teardown_request
+    def end_redis_budget(_error: BaseException | None) -> None:
+        end_request_budget()
 
 
 def init_proxies(app: Flask, settings: Settings) -> None:

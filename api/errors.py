@@ -10,6 +10,7 @@ from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from marshmallow import Schema, fields
+from redis.exceptions import RedisClusterException
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from feed.exceptions import (
@@ -23,6 +24,7 @@ from feed.exceptions import (
     SourceConflict,
     WriteConflict,
 )
+from feed.storage.deadline import RedisNotWaited
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,8 @@ REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
     redis.exceptions.ClusterError,
     redis.exceptions.TryAgainError,
     redis.exceptions.SlotNotCoveredError,
+    # Not waited for: the request's time for Redis was spent, or the node was seen frozen.
+    RedisNotWaited,
 )
 
 
@@ -128,6 +132,7 @@ def register_error_handlers(app: Flask) -> None:
     for error in REDIS_UNAVAILABLE:
         app.register_error_handler(error, _redis_down)
     app.register_error_handler(redis.ResponseError, _redis_refused)
+    app.register_error_handler(RedisClusterException, _cluster_unreachable)
 
 
 def _domain_error(error: FeedError) -> ResponseReturnValue:
@@ -152,7 +157,29 @@ def _redis_refused(error: redis.ResponseError) -> ResponseReturnValue:
     # script error quoting READONLY (7.0 raises ReadOnlyError): unavailable all the same.
     if "READONLY" in str(error):
         return _redis_down(error)
+    if isinstance(error, redis.exceptions.MovedError):
+        # Only a single-node client sees MOVED (the cluster client follows it): the URL names
+        # a cluster node that was not answering at start, when such URLs are refused.
+        log.error("NEWSFEED_REDIS_URL names a Redis Cluster node: use a redis+cluster:// URL")
+        return _redis_down(error)
     return _internal(error)
+
+
+def _cluster_unreachable(error: RedisClusterException) -> ResponseReturnValue:
+    # The cluster client found no node answering while it refreshed its slot map (every node
+    # frozen, down or partitioned away): unavailable, like any connection error or timeout.
+    if _caused_by(error, (redis.ConnectionError, redis.TimeoutError)):
+        return _redis_down(error)
+    return _internal(error)
+
+
+def _caused_by(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    seen: BaseException | None = error.__cause__ or error.__context__
+    while seen is not None:
+        if isinstance(seen, kinds):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _internal(error: BaseException) -> ResponseReturnValue:

@@ -19,6 +19,7 @@ from config import ENV_PREFIX, Settings
 from devtools.redis_server import RedisServer
 from feed.corpus import articles, categories
 from feed.readers.tokens import issue_token
+from feed.storage.connection import refuse_cluster_node
 
 DEMO_ARTICLES = 400
 
@@ -47,7 +48,12 @@ def serve(demo: bool, worker: bool | None) -> None:
     # Gunicorn's master exits on SIGTERM via SystemExit, so the finally below always runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        upgrade_layout(open_client(settings))
+        client = open_client(settings)
+        try:  # before gunicorn, whose workers would each fail to boot on it
+            refuse_cluster_node(client, settings.redis_url)
+        except RuntimeError as exc:
+            raise click.ClickException(f"{ENV_PREFIX}REDIS_URL: {exc}") from exc
+        upgrade_layout(client)
         if demo:
             os.environ[ENV_PREFIX + "DEV_MODE"] = "true"  # the web page gets tokens from /dev/token
             click.echo(demo_message(settings, load_demo(settings)))

@@ -19,7 +19,7 @@ from feed.readers.tokens import TokenVerifier
 from feed.serving.cursor import CursorCodec
 from feed.serving.service import FeedService
 from feed.serving.variants import Variants
-from feed.storage.connection import open_redis
+from feed.storage.connection import open_redis, refuse_cluster_node
 from recommender.tfidf import TfidfRanker
 
 
@@ -49,6 +49,11 @@ def build_services(
         socket_timeout=settings.redis_socket_timeout,
         connect_timeout=settings.redis_connect_timeout,
     )
+    try:
+        refuse_cluster_node(client, settings.redis_url)
+    except RuntimeError:
+        client.close()
+        raise
     keeper = ModelKeeper(
         client,
         live_window_days=settings.live_window_days,

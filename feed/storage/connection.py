@@ -13,6 +13,8 @@ from redis.connection import Connection, ConnectionPool
 from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
 from redis.retry import Retry
 
+from feed.storage.deadline import BudgetedLock, bounded_connection_class
+
 # A URL with this scheme names a Redis Cluster (any node; the client discovers the rest).
 CLUSTER_SCHEME = "redis+cluster://"
 # Clients check an idle pooled connection with a PING after this many seconds before using it.
@@ -23,6 +25,27 @@ def is_cluster(url: str) -> bool:
     return url.startswith(CLUSTER_SCHEME)
 
 
+def refuse_cluster_node(r: redis.Redis, url: str) -> None:
+    """Refuse a plain URL that names a Redis Cluster node: a single-node client would get MOVED
+    for most keys (a 500 on writes). Said at start, with the scheme that works. A Redis that
+    does not answer now cannot be told apart; the service starts and answers 503 meanwhile."""
+    if is_cluster(url):
+        return
+    try:
+        enabled = r.info("cluster").get("cluster_enabled")
+    except redis.RedisError:
+        return
+    if enabled:
+        kwargs = r.connection_pool.connection_kwargs
+        where = (
+            f"{kwargs.get('host')}:{kwargs.get('port')}"  # never the URL: it may hold a password
+        )
+        raise RuntimeError(
+            f"the Redis at {where} is a Redis Cluster node: name the cluster with a "
+            f"{CLUSTER_SCHEME} URL (e.g. {CLUSTER_SCHEME}{where}), not redis://"
+        )
+
+
 def open_redis(url: str, *, socket_timeout: float, connect_timeout: float) -> redis.Redis:
     """A bytes-mode client for ``url``: a ``RedisCluster`` when the URL names a cluster.
 
@@ -31,17 +54,24 @@ def open_redis(url: str, *, socket_timeout: float, connect_timeout: float) -> re
 
     One immediate retry reconnects a pooled connection a Redis restart broke; no backoff:
     while Redis is down or loading, the request answers 503 at once and the client retries.
+    Its connections bound every wait (feed/storage/deadline.py): within a request's budget, so
+    a retry after a timeout only waits if the budget has time left, and never on a node seen
+    frozen. The pools never block: past their connection limit they refuse at once.
     """
     options = {
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": connect_timeout,
         "health_check_interval": HEALTH_CHECK_SECONDS,
         "retry": Retry(NoBackoff(), 1),
+        "connection_class": bounded_connection_class(url.removeprefix(CLUSTER_SCHEME)),
     }
     if is_cluster(url):
-        client: redis.Redis = RedisCluster.from_url(
-            "redis://" + url.removeprefix(CLUSTER_SCHEME), **options
-        )
+        cluster = RedisCluster.from_url("redis://" + url.removeprefix(CLUSTER_SCHEME), **options)
+        # After a connection error or timeout, the client refreshes its slot map under this
+        # lock, asking node after node; a request must not queue behind it past its budget.
+        manager = cluster.nodes_manager
+        manager._initialization_lock = BudgetedLock(manager._initialization_lock)
+        client: redis.Redis = cluster
         return client
     return redis.Redis.from_url(url, **options)
 
