@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate
 
-from api.schemas import FullMatch, StrictSchema, ident, slug
+from api.schemas import Dict, FullMatch, List, StrictSchema, ident, slug
 from feed.corpus.articles import iso
 from feed.experiments.assignment import (
     DEFAULT_SURFACE,
@@ -24,6 +24,9 @@ from recommender.registry import RANKERS
 # apispec documents Range(min_inclusive=False) as an inclusive minimum; OpenAPI 3.0 says so here.
 EXCLUSIVE_MINIMUM = {"exclusiveMinimum": True}
 TIMESTAMP = {"type": "string", "description": "ISO 8601; null until it happens"}
+# A ranker takes a handful of parameters; the bound keeps a definition (and the message naming
+# its unknown parameters) small.
+MAX_PARAMS = 32
 
 
 class Number(fields.Float):
@@ -56,10 +59,11 @@ class VariantInSchema(StrictSchema):
             "example": "tfidf",
         },
     )
-    params = fields.Dict(
+    params = Dict(
         keys=fields.String(validate=validate.Length(1, 64)),
         values=Number(),
         load_default=dict,
+        validate=validate.Length(max=MAX_PARAMS),
         metadata={"description": 'ranker parameters (numbers), e.g. {"mmr_lambda": 0.7}'},
     )
     weight = Number(
@@ -74,7 +78,7 @@ class VariantInSchema(StrictSchema):
 
 class ExperimentInSchema(StrictSchema):
     name = slug(required=True, metadata={"example": "mmr-vs-tfidf"})
-    variants = fields.List(
+    variants = List(
         fields.Nested(VariantInSchema),
         required=True,
         validate=validate.Length(MIN_VARIANTS, MAX_VARIANTS),

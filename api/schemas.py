@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, utils, validate
 
@@ -50,6 +51,67 @@ class FullMatch(validate.Regexp):
         if not isinstance(value, str) or self._whole.fullmatch(value) is None:
             raise ValidationError(self._format_error(value))
         return value
+
+
+class LengthFirst(fields.Field):
+    """A List or Dict whose Length validators run before its items are loaded: a 10 MB body
+    of a million items is refused at once, not after minutes spent validating each one."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        self.check_length(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+    def check_length(self, value: Any) -> None:
+        if isinstance(value, Sized) and not isinstance(value, str | bytes):
+            for validator in self.validators:
+                if isinstance(validator, validate.Length):
+                    validator(value)
+
+
+class List(LengthFirst, fields.List):
+    pass
+
+
+class Dict(LengthFirst, fields.Dict):
+    pass
+
+
+class WholeNumber(fields.Integer):
+    """A JSON integer: 1.5 is refused rather than truncated to 1, as are "12" and true."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Flag(fields.Boolean):
+    """A JSON true or false, not marshmallow's "yes", "on" or 1."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class WebUrl(fields.Url):
+    """An absolute http(s) URL whose port, if any, is one a server can listen on (a port past
+    65535 parses, then breaks every later use of the URL)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(schemes={"http", "https"}, **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        url: str = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            port = urlsplit(url.strip()).port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValidationError("the port must be a number from 1 to 65535")
+        return url
 
 
 def ident(**kwargs: Any) -> fields.String:
@@ -107,11 +169,11 @@ def in_utc(moment: datetime, field: str) -> datetime:
 
 class ArticleInSchema(StrictSchema):
     id = ident(required=True)
-    url = fields.Url(required=True, schemes={"http", "https"}, validate=validate.Length(max=2048))
+    url = WebUrl(required=True, validate=validate.Length(max=2048))
     title = fields.String(required=True, validate=validate.Length(1, 500))
     summary = fields.String(required=True, validate=validate.Length(0, 5000))
     body = fields.String(load_default="", validate=validate.Length(max=100_000))
-    categories = fields.List(
+    categories = List(
         slug(), required=True, validate=validate.Length(1, MAX_CATEGORIES_PER_ARTICLE)
     )
     published_at = fields.AwareDateTime(
@@ -155,12 +217,13 @@ class InvalidItem:
         return value if isinstance(value, str) else None
 
 
-class PerItemList(fields.List):
+class PerItemList(List):
     """A list whose items are validated one by one: a bad item is reported, not fatal."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[Any]:
         if not utils.is_collection(value):
             raise self.make_error("invalid")
+        self.check_length(value)
         loaded: list[Any] = []
         for index, item in enumerate(value):
             try:
@@ -228,7 +291,7 @@ class ArticleOutSchema(StrictSchema):
 
 
 class SubscriptionsSchema(StrictSchema):
-    categories = fields.List(slug(), required=True, validate=validate.Length(max=MAX_FOLLOWED))
+    categories = List(slug(), required=True, validate=validate.Length(max=MAX_FOLLOWED))
 
 
 class FeedQuerySchema(StrictSchema):
@@ -276,14 +339,14 @@ class EventInSchema(StrictSchema):
     user_id = ident(required=True)
     article_id = ident(required=True)
     feed_id = fields.String(validate=validate.Length(1, 64), load_default=None)
-    position = fields.Integer(validate=validate.Range(0, 10_000), load_default=None)
+    position = WholeNumber(validate=validate.Range(0, 10_000), load_default=None)
     ts = fields.AwareDateTime(
         format="iso",
         default_timezone=UTC,
         load_default=None,
         metadata={"description": "When it happened (ISO 8601); default: when received"},
     )
-    dwell_ms = fields.Integer(validate=validate.Range(0, 86_400_000), load_default=None)
+    dwell_ms = WholeNumber(validate=validate.Range(0, 86_400_000), load_default=None)
 
     @post_load
     def make_event(self, data: dict[str, Any], **_: Any) -> Event:

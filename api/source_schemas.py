@@ -7,7 +7,17 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates
 
 from api.extensions import services
-from api.schemas import MAX_CATEGORIES_PER_ARTICLE, StrictSchema, path_parameter, slug
+from api.schemas import (
+    MAX_CATEGORIES_PER_ARTICLE,
+    Dict,
+    Flag,
+    List,
+    StrictSchema,
+    WebUrl,
+    WholeNumber,
+    path_parameter,
+    slug,
+)
 from feed.sources import (
     DEFAULT_INTERVAL_SECONDS,
     MAX_INTERVAL_SECONDS,
@@ -25,7 +35,7 @@ MAX_CATEGORY_MAP = 200
 
 
 def _interval(**kwargs: Any) -> fields.Integer:
-    return fields.Integer(
+    return WholeNumber(
         validate=validate.Range(MIN_INTERVAL_SECONDS, MAX_INTERVAL_SECONDS),
         metadata={"description": "Seconds between polls (doubled per consecutive failure)"},
         **kwargs,
@@ -33,7 +43,7 @@ def _interval(**kwargs: Any) -> fields.Integer:
 
 
 def _categories(**kwargs: Any) -> fields.List:
-    return fields.List(
+    return List(
         slug(),
         validate=validate.Length(1, MAX_CATEGORIES_PER_ARTICLE),
         metadata={"description": "Categories every item of this feed gets"},
@@ -42,7 +52,7 @@ def _categories(**kwargs: Any) -> fields.List:
 
 
 def _category_map(**kwargs: Any) -> fields.Dict:
-    return fields.Dict(
+    return Dict(
         # Any key: tags are compared stripped and lowercased, so an odd key only ever matches
         # an odd tag, and OpenAPI 3.0 cannot state a rule on keys that clients could follow.
         keys=fields.String(),
@@ -57,9 +67,8 @@ def _category_map(**kwargs: Any) -> fields.Dict:
 
 
 class SourceInSchema(StrictSchema):
-    url = fields.Url(
+    url = WebUrl(
         required=True,
-        schemes={"http", "https"},
         validate=validate.Length(1, 2048),
         metadata={
             "description": "The feed's absolute http(s) URL, without credentials; it determines "
@@ -69,7 +78,7 @@ class SourceInSchema(StrictSchema):
     )
     categories = _categories(required=True)
     poll_interval_seconds = _interval(load_default=DEFAULT_INTERVAL_SECONDS)
-    enabled = fields.Boolean(load_default=True)
+    enabled = Flag(load_default=True)
     category_map = _category_map(load_default=dict)
 
     @validates("url")
@@ -84,7 +93,7 @@ class SourceInSchema(StrictSchema):
 class SourcePatchSchema(StrictSchema):
     categories = _categories()
     poll_interval_seconds = _interval()
-    enabled = fields.Boolean()
+    enabled = Flag()
     category_map = _category_map()
 
 

@@ -8,6 +8,7 @@ import redis
 
 from feed.corpus import articles
 from feed.corpus.articles import Article, Rejection, UpsertResult
+from feed.corpus.urls import canonical_url
 from feed.ids import check_id
 from feed.model.keeper import ModelKeeper
 
@@ -22,8 +23,11 @@ class Corpus:
     def upsert(
         self, batch: Sequence[tuple[int, Article]], rejected: Sequence[Rejection] = ()
     ) -> UpsertResult:
-        result = articles.upsert(self._redis, batch)
-        result.rejected = sorted([*rejected, *result.rejected], key=lambda r: r.index or 0)
+        usable, unusable = _usable_urls(batch)
+        result = articles.upsert(self._redis, usable)
+        result.rejected = sorted(
+            [*rejected, *unusable, *result.rejected], key=lambda r: r.index or 0
+        )
         if result.changed:
             self._keeper.poke()
         return result
@@ -34,3 +38,25 @@ class Corpus:
 
     def get(self, article_id: str) -> Article:
         return articles.get(self._redis, check_id(article_id, "article id"))
+
+
+def _usable_urls(
+    batch: Sequence[tuple[int, Article]],
+) -> tuple[list[tuple[int, Article]], list[Rejection]]:
+    """Articles whose URL has a canonical form, and a rejection for the others.
+
+    The API's schema refuses such URLs already; this covers every other writer (feed polls,
+    `newsfeed ingest`), for which a port past 65535 would fail the whole batch.
+    """
+    usable: list[tuple[int, Article]] = []
+    unusable: list[Rejection] = []
+    for index, article in batch:
+        try:
+            canonical_url(article.url)
+        except ValueError:
+            unusable.append(
+                Rejection(article.id, "invalid", "url: not a usable http(s) URL", index)
+            )
+        else:
+            usable.append((index, article))
+    return usable, unusable
