@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -14,6 +17,9 @@ from config import Settings
 from feed.ids import ID_RULE, check_id, is_valid_id
 
 VERIFIED_TOKENS_KEPT = 10_000  # per process: about one per active reader, a few MB at most
+# RFC 7515 §7.1: three base64url segments without padding. Anything else (padding, whitespace,
+# an unsigned token) is refused before any parsing, and one token has one spelling.
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 class InvalidToken(Exception):
@@ -46,6 +52,37 @@ def issue_token(
     return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithms[0])
 
 
+class _StrictClaims(jwt.PyJWT):
+    """Claims read as strict JSON: a claim named twice (RFC 7519 §4 lets a parser refuse it;
+    an issuer reading the first would disagree with us about whom the token names), NaN and
+    Infinity (not JSON) make the token malformed."""
+
+    def _decode_payload(self, decoded: dict[str, Any]) -> dict[str, Any]:
+        try:
+            payload = json.loads(
+                decoded["payload"], object_pairs_hook=_unique_claims, parse_constant=_not_json
+            )
+        except (ValueError, RecursionError) as exc:
+            raise jwt.DecodeError("invalid payload") from exc
+        if not isinstance(payload, dict):
+            raise jwt.DecodeError("invalid payload")
+        return payload
+
+
+def _unique_claims(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    claims = dict(pairs)
+    if len(claims) < len(pairs):
+        raise ValueError("a claim is named twice")
+    return claims
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+_JWT = _StrictClaims()
+
+
 class TokenVerifier:
     """Verifies bearer tokens, remembering recent ones until they expire.
 
@@ -74,8 +111,10 @@ class TokenVerifier:
 
     def _decode(self, token: str) -> tuple[Claims, float]:
         settings = self._settings
+        if COMPACT_JWS.fullmatch(token) is None:
+            _invalid("invalid token: malformed, or not signed with the configured key")
         try:
-            claims = jwt.decode(
+            claims = _JWT.decode(
                 token,
                 settings.jwt_public_key or settings.jwt_secret,
                 algorithms=list(settings.jwt_algorithms),
@@ -106,7 +145,16 @@ class TokenVerifier:
         # user id rules of a path, or the token is refused.
         if not isinstance(sub, str) or not is_valid_id(sub):
             _invalid(f"invalid token: 'sub' must be a user id ({ID_RULE})")
-        return Claims(sub=sub, admin=claims.get("admin") is True), float(claims["exp"])
+        return Claims(sub=sub, admin=claims.get("admin") is True), _expiry(claims["exp"])
+
+
+def _expiry(exp: Any) -> float:
+    """The verified ``exp`` as epoch seconds; one past any float (PyJWT reads it as an int) is
+    a token that does not expire, not an OverflowError."""
+    try:
+        return float(exp)
+    except OverflowError:
+        return math.inf
 
 
 def _invalid(message: str) -> NoReturn:
