@@ -38,8 +38,8 @@ quality: $(STAMP)  ## ranking quality on real news (AG News from ../shared/data)
 simulate: $(STAMP)  ## simulated readers on the API: learned vs tfidf offline, then an A/B test
 	$(BIN)/python -m bench.simulate
 
-fuzz: $(STAMP)  ## schemathesis against the OpenAPI document, many more examples than make test
-	NEWSFEED_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/test_fuzz.py -p no:cacheprovider
+fuzz: $(STAMP)  ## schemathesis, hostile JSON and forged tokens with many more examples than make test
+	NEWSFEED_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/test_fuzz.py tests/test_hostile_json.py tests/test_token_headers.py -p no:cacheprovider
 
 soak: $(STAMP)  ## a few minutes of mixed traffic with a Redis restart; prints a report
 	$(BIN)/python -m bench.soak
