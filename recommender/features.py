@@ -173,16 +173,14 @@ def reading_of(
     """recommender.profile.reading_of with HISTORY_HALF_LIFE_HOURS, without scipy's indexing:
     training builds one per logged page, and a fancy-indexed sparse product costs a
     millisecond where these few numpy calls cost a tenth of one."""
-    rows, weights = [], []
-    for article_id, when in history:
-        row = model.row_of.get(article_id)
-        if row is not None:
-            rows.append(row)
-            weights.append(2.0 ** (-max(now - when, 0.0) / 3600.0 / HISTORY_HALF_LIFE_HOURS))
-    if not rows:
+    row_of = model.row_of
+    known = [(row_of[article_id], when) for article_id, when in history if article_id in row_of]
+    if not known:
         return None
-    found = np.array(rows, dtype=np.intp)
-    weight = np.array(weights, dtype=np.float32)
+    found = np.fromiter((row for row, _ in known), dtype=np.intp, count=len(known))
+    ages = now - np.fromiter((when for _, when in known), dtype=np.float64, count=len(known))
+    hours = np.maximum(ages, 0.0) / 3600.0
+    weight = np.exp2(-hours / HISTORY_HALF_LIFE_HOURS).astype(np.float32)
     terms = model.vectors.shape[1]
     if not terms:
         return Reading(found, weight, None)

@@ -13,13 +13,14 @@ capture interactions, at the cost of a pickled or hand-serialised ensemble and s
   probabilities: ``meta`` keeps the base rate) and leaves the order of articles meaningful.
 - Judged like a release: fitted on the earlier pages, scored on the later ones (a time
   split) against the tfidf ranker on the very same pages, by the mean per-page AUC
-  ``newsfeed evaluate`` reports. The published model is then refitted on every page.
+  ``newsfeed evaluate`` reports. The model published is the one judged: the latest pages
+  are held out from it (the next training fits on them).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ import sklearn
 from numpy.typing import NDArray
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from recommender.clicklog import Advance, Examples, Page, examples, request_of, split_at
 from recommender.features import FEATURES, POSITION_FEATURE
@@ -38,7 +40,7 @@ from recommender.tfidf import TfidfRanker
 
 VALIDATION_SHARE = 0.2  # the latest fifth of the pages judges the fit
 # The validation pages scored by the baseline ranker, at most (the latest): each is a rank call.
-VALIDATION_MAX_PAGES = 5000
+VALIDATION_MAX_PAGES = 2000
 # Below these a fit is noise, and a comparison on a handful of pages says nothing.
 MIN_CLICKS = 50
 MIN_VALIDATION_PAGES = 30  # pages with both a click and a skip
@@ -71,7 +73,10 @@ def fit_linear(x: NDArray[np.float64], y: NDArray[np.int8], meta: dict[str, Any]
     regression = LogisticRegression(
         C=REGULARIZATION_C, class_weight="balanced", max_iter=MAX_ITERATIONS
     )
-    regression.fit(scaler.transform(x), y)
+    # One BLAS thread: products of a dozen columns gain nothing from more, and on a busy
+    # machine (the web processes share it) contending BLAS threads slow the fit tenfold.
+    with threadpool_limits(limits=1, user_api="blas"):
+        regression.fit(scaler.transform(x), y)
     return LinearModel(
         (*FEATURES, POSITION_FEATURE),
         tuple(float(c) for c in regression.coef_[0]),
@@ -143,10 +148,7 @@ def train(
     rows = int(data.bounds()[first])
     if not 0 < data.y[:rows].sum() < rows:
         return outcome(None, None, "the earlier pages have no clicks (or only clicks)")
-    held_out = fit_linear(data.x[:rows], data.y[:rows], {})
     judged_from = max(first, len(data.pages) - VALIDATION_MAX_PAGES)
-    judged = page_aucs(model, data, judged_from, held_out, baseline or TfidfRanker())
-    ours, theirs, n = judged
     base_rate = data.clicks / max(data.y.size, 1)
     record: dict[str, Any] = {
         **(meta or {}),
@@ -154,15 +156,25 @@ def train(
         "impressions": counts[1],
         "clicks": counts[2],
         "click_rate": round(base_rate, 6),
-        "validation_pages": n,
-        "validation_auc": None if n == 0 else round(ours, 6),
-        "baseline_auc": None if n == 0 else round(theirs, 6),
+        "fitted_pages": first,
+        "fitted_impressions": rows,
         "baseline": (baseline or TfidfRanker()).name,
         "trained_from": data.pages[0].time,
-        "trained_to": data.pages[-1].time,
+        "trained_to": data.pages[first - 1].time if first else data.pages[0].time,
         "sklearn": sklearn.__version__,
     }
-    final = fit_linear(data.x, data.y, record)
+    fitted = fit_linear(data.x[:rows], data.y[:rows], record)
+    judged = page_aucs(model, data, judged_from, fitted, baseline or TfidfRanker())
+    ours, theirs, n = judged
+    final = replace(
+        fitted,
+        meta={
+            **record,
+            "validation_pages": n,
+            "validation_auc": None if n == 0 else round(ours, 6),
+            "baseline_auc": None if n == 0 else round(theirs, 6),
+        },
+    )
     if n < MIN_VALIDATION_PAGES:
         reason = f"too few later pages to judge it ({n} < {MIN_VALIDATION_PAGES})"
     elif ours < theirs:
