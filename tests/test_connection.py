@@ -1,10 +1,21 @@
-"""Reads and scripts that work the same on one Redis and on a cluster (feed.storage.connection)."""
+"""Reads and scripts that work the same on one Redis and on a cluster, a request's Redis wait
+budget, and a plain URL naming a cluster node refused at start (feed.storage.connection)."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import time
+
+import pytest
 from redis.cluster import RedisCluster
 
-from feed.storage.connection import mget_across_slots, slot_eval, slot_mget
+from api import create_app
+from feed.storage.connection import CLUSTER_SCHEME, mget_across_slots, slot_eval, slot_mget
+from feed.storage.deadline import RedisNotWaited, request_budget
+from tests.conftest import TEST_SECRET
+from tests.live import NEWSFEED, free_port
 
 KEYS = [f"nf:{{u:reader-{n}}}:probe" for n in range(40)] + ["nf:{corpus}:probe"]
 
@@ -36,3 +47,48 @@ def test_same_slot_commands_run_in_a_pipeline(redis_client):
     slot_eval(pipe, "return redis.call('INCRBY', KEYS[1], ARGV[1])", ["nf:{corpus}:a"], [5])
     pipe.get("nf:{u:x}:elsewhere")
     assert pipe.execute() == [[None, None], 5, None]
+
+
+def test_past_its_budget_a_call_is_refused_at_once_and_leaves_connections_clean(redis_client):
+    redis_client.set(KEYS[1], "kept")
+    with request_budget(0.0):
+        with pytest.raises(RedisNotWaited):
+            redis_client.get(KEYS[1])
+        with pytest.raises(RedisNotWaited):
+            mget_across_slots(redis_client, KEYS)
+        pipe = redis_client.pipeline(transaction=False)
+        pipe.get(KEYS[1])
+        pipe.get(KEYS[2])
+        with pytest.raises(RedisNotWaited):
+            pipe.execute()
+    # No reply was left unread on a pooled connection to answer the next command.
+    assert redis_client.get(KEYS[1]) == b"kept"
+    assert mget_across_slots(redis_client, KEYS)[1] == b"kept"
+
+
+def test_the_budget_counts_waiting_for_redis_not_time_spent_elsewhere(redis_client):
+    with request_budget(0.2):
+        time.sleep(0.3)  # ranking, validating a large batch: a healthy request keeps its budget
+        assert redis_client.set(KEYS[0], "set")
+        assert mget_across_slots(redis_client, KEYS)[0] == b"set"
+
+
+def test_a_plain_url_naming_a_cluster_node_is_refused_at_start(redis_cluster, tmp_path):
+    node = redis_cluster.nodes[0]
+    wanted = f"{CLUSTER_SCHEME}{node.host}:{node.port}"
+    with pytest.raises(RuntimeError, match=re.escape(wanted)):
+        create_app({"redis_url": node.url, "jwt_secret": TEST_SECRET, "reindex_mode": "thread"})
+    # `newsfeed serve` says so before starting gunicorn, whose workers would fail to boot.
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFEED_")}
+    environ.update(
+        NEWSFEED_REDIS_URL=node.url,
+        NEWSFEED_JWT_SECRET=TEST_SECRET,
+        NEWSFEED_DATA_DIR=str(tmp_path / "var"),
+        NEWSFEED_PORT=str(free_port()),
+    )
+    served = subprocess.run(
+        [NEWSFEED, "serve"], env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert served.returncode != 0
+    assert f"NEWSFEED_REDIS_URL: the Redis at {node.host}:{node.port}" in served.stderr
+    assert wanted in served.stderr

@@ -12,14 +12,18 @@ requests queued behind stuck ones waited their turn first. Two rules bound the s
   socket timeout. Once it is spent, Redis calls fail at once, retries included. Waiting, not
   wall time, is counted: a healthy request that spends a second ranking or validating a large
   batch keeps its budget.
-- **No waiting on a node seen frozen** (feed/storage/nodehealth.py): once one command timed
-  out, the node's commands fail at once until a probe sees it answer.
+- **No waiting on a node seen frozen** (feed/storage/nodehealth.py): once one reply timed
+  out, the other threads waiting on the node are woken, and requests' commands to it fail at
+  once until a short probe (or any background command) sees it answer.
+
+Background work (no budget: the model keeper, the worker, the CLI) is never refused and waits
+as redis-py always did; its timeouts and replies still tell the others about the node.
 
 Both act inside redis-py's connection (``bounded_connection_class``), so every path that talks
 to Redis (commands, pipelines, cluster routing, ``mget_across_slots``, health-check PINGs, the
 handshake of a new connection) is covered without changing a call site. On the happy path a
-wait costs a clock read and a comparison; the socket timeout is only changed when it differs
-from what the wait may take by more than ``TIMEOUT_SLACK_SECONDS``.
+wait costs a few attribute reads, a clock read and a set insert; the socket timeout is only
+changed when it differs from what the wait may take by more than ``TIMEOUT_SLACK_SECONDS``.
 """
 
 from __future__ import annotations
@@ -40,11 +44,14 @@ from redis.connection import (
 )
 from redis.utils import SENTINEL
 
-from feed.storage.nodehealth import HealthBook, NodeHealth
+from feed.storage.nodehealth import PROBE_TIMEOUT_SECONDS, HealthBook, NodeHealth
 
 # A socket timeout within this much of what a wait may take is left alone: no system call per
 # command on the happy path, where the budget is untouched; a wait may overrun by this much.
 TIMEOUT_SLACK_SECONDS = 0.05
+# How long a request waits for another thread's refresh of a cluster's slot map: one that
+# answers takes milliseconds.
+REFRESH_PATIENCE_SECONDS = 0.1
 
 
 class RedisNotWaited(redis.RedisError):
@@ -83,9 +90,10 @@ def request_budget(seconds: float) -> Iterator[None]:
 
 
 class BudgetedLock:
-    """A lock whose wait draws from the request's budget: redis-py's cluster client holds one
-    while it asks the nodes for the slot map after an error, which takes as long as they take
-    to answer; a request gives up when its budget is spent. Without a budget, a plain lock."""
+    """The lock redis-py's cluster client holds while it asks the nodes for the slot map after
+    an error, which takes as long as they take to answer (a background thread has no budget).
+    A request waits for it at most ``REFRESH_PATIENCE_SECONDS``, from its budget, then gives up:
+    a refresh that takes longer is asking frozen nodes. Without a budget, a plain lock."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
@@ -96,10 +104,10 @@ class BudgetedLock:
             self._inner.acquire()
             return self
         started = time.monotonic()
-        acquired = self._inner.acquire(timeout=max(budget.left, 0.0))
+        acquired = self._inner.acquire(timeout=max(min(budget.left, REFRESH_PATIENCE_SECONDS), 0))
         budget.left -= time.monotonic() - started
         if not acquired:
-            raise RedisNotWaited("the request's time for redis is spent")
+            raise RedisNotWaited("another thread is asking the cluster for its slot map")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -112,7 +120,7 @@ class _Bounded(AbstractConnection):
 
     _book: HealthBook
     _health: NodeHealth | None = None
-    _probe_cap: float | None = None  # set while this connection probes an unhealthy node
+    _probing = False  # this connection probes an unhealthy node until it hears back
     _woken = False  # another thread saw the node freeze while this one waited for a reply
 
     def _node(self) -> NodeHealth:
@@ -125,20 +133,17 @@ class _Bounded(AbstractConnection):
         """Refuse at once when the node is unhealthy (unless probing) or the budget is spent;
         else give the coming wait what it may take as its socket timeout. The budget, if any."""
         wanted = self._socket_timeout
-        if not health.ok:
-            cap = self._probe_cap
-            if cap is None:
-                cap = self._probe_cap = self._book.claim_probe(health)
-                if cap is None:
-                    self._refuse(f"redis {health.address} is not answering", reply_pending)
-            if wanted is None or cap < wanted:
-                wanted = cap
         budget = _budget.get()
-        if budget is not None:
+        if budget is not None:  # a request; background work waits as it always did
+            if not health.ok and not self._probing:
+                if not self._book.claim_probe(health):
+                    self._refuse(f"redis {health.address} is not answering", reply_pending)
+                self._probing = True
             if budget.left <= 0:
                 self._refuse("the request's time for redis is spent", reply_pending)
-            if wanted is None or budget.left < wanted:
-                wanted = budget.left
+            left = min(budget.left, PROBE_TIMEOUT_SECONDS) if self._probing else budget.left
+            if wanted is None or left < wanted:
+                wanted = left
         sock = self._sock
         if sock is not None:
             current = sock.gettimeout()
@@ -154,12 +159,12 @@ class _Bounded(AbstractConnection):
         raise RedisNotWaited(why)
 
     def _heard_back(self, health: NodeHealth) -> None:
-        self._probe_cap = None
+        self._probing = False
         if not health.ok:
             self._book.answered(health)
 
     def _timed_out(self, health: NodeHealth) -> None:
-        self._probe_cap = None
+        self._probing = False
         self._book.timed_out(health)
 
     def wake(self) -> None:
@@ -177,9 +182,10 @@ class _Bounded(AbstractConnection):
         budget = self._admit(health, reply_pending=False)
         configured: float | None = self.socket_connect_timeout  # type: ignore[has-type]
         allowed = configured
-        for cap in (self._probe_cap, None if budget is None else budget.left):
-            if cap is not None and (allowed is None or cap < allowed):
-                allowed = cap
+        if budget is not None:
+            left = min(budget.left, PROBE_TIMEOUT_SECONDS) if self._probing else budget.left
+            if allowed is None or left < allowed:
+                allowed = left
         self.socket_connect_timeout = allowed
         started = time.monotonic()
         try:
@@ -249,19 +255,19 @@ class _Bounded(AbstractConnection):
             self._timed_out(health)
             raise
         except redis.ConnectionError as exc:
-            if self._woken:  # not a broken connection: the node was seen frozen meanwhile
+            if self._woken and budget is not None:  # not broken: the node was seen frozen
                 raise RedisNotWaited(f"redis {health.address} is not answering") from exc
             raise
         finally:
             waiting.discard(self)
             if budget is not None:
                 budget.left -= time.monotonic() - started
-        if self._probe_cap is not None or not health.ok:
+        if self._probing or not health.ok:
             self._heard_back(health)
         return response
 
     def disconnect(self, *args: Any, **kwargs: Any) -> None:
-        self._probe_cap = None
+        self._probing = False
         super().disconnect(*args, **kwargs)
 
 

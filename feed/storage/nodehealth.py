@@ -1,16 +1,17 @@
 """Which Redis nodes a client saw frozen, so that nobody else waits on them.
 
 A node whose reply timed out is *frozen*: the replies other threads are waiting for from it
-are given up at once (their sockets are shut, which wakes them), and its commands fail at once
-but for one probe per ``PROBE_INTERVAL_SECONDS`` (any command, of a request or a background
-thread), which waits as usual; the node's first reply makes it healthy again.
+are given up at once (their sockets are shut, which wakes them), and requests' commands to it
+fail at once but for one *probe* per ``PROBE_INTERVAL_SECONDS``, which waits at most
+``PROBE_TIMEOUT_SECONDS`` (a Redis that answers again does within milliseconds): a request
+queued behind the first timeouts never waits a full timeout more. Background threads (no
+request budget) are never refused and wait as before; any reply, theirs included, makes the
+node healthy again.
 
 When a node of a cluster freezes, its healthy siblings become *suspect*: a partition usually
-takes them all, and a request queued behind the first timeouts must not then meet each of them
-for a full timeout in turn. The first command to a suspect node probes it with a short timeout
-(``SUSPECT_PROBE_SECONDS``, ample for a Redis that answers) while the others fail at once; an
-answer clears it, a timeout freezes it. A frozen node that answers again makes the other frozen
-ones suspect: they may be back too.
+takes them all. The next command to a suspect node probes it at once while the others fail;
+an answer clears it, a timeout freezes it. A frozen node that answers again makes the other
+frozen ones suspect: they may be back too.
 """
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-# After a timeout, how long a frozen node's commands fail at once before one may wait again.
-# Longer than a burst of requests takes to time out together, so requests queued behind them
-# do not become probes; short, because until a probe sees the node answer, requests fail.
-PROBE_INTERVAL_SECONDS = 1.0
-# How long a probe of a suspect node waits: a Redis that answers does within milliseconds.
-SUSPECT_PROBE_SECONDS = 0.1
-NO_CAP = float("inf")
+# How often requests probe a frozen node: until something sees it answer, they fail at once,
+# so this bounds how long a process keeps answering 503 once Redis is back.
+PROBE_INTERVAL_SECONDS = 0.5
+# How long a request's probe waits: a Redis that answers does within milliseconds.
+PROBE_TIMEOUT_SECONDS = 0.1
 
 
 class Waiter(Protocol):
@@ -95,17 +94,15 @@ class HealthBook:
                     other.suspect, other.next_probe = True, 0.0
         log.warning("redis %s answers again", node.address)
 
-    def claim_probe(self, node: NodeHealth) -> float | None:
-        """The longest the caller may wait on the unhealthy node now, or None: not now (one
-        probe at a time; a probe that never hears back is replaced after its interval)."""
+    def claim_probe(self, node: NodeHealth) -> bool:
+        """Whether the caller may wait on the unhealthy node now: one probe at a time (a probe
+        that never hears back is replaced after ``PROBE_TIMEOUT_SECONDS``), a frozen node's at
+        most once per interval."""
         now = time.monotonic()
         with self._lock:
             if node.ok:
-                return NO_CAP
+                return True
             if now < node.next_probe:
-                return None
-            if node.suspect:
-                node.next_probe = now + SUSPECT_PROBE_SECONDS
-                return SUSPECT_PROBE_SECONDS
-            node.next_probe = now + PROBE_INTERVAL_SECONDS
-            return NO_CAP
+                return False
+            node.next_probe = now + PROBE_TIMEOUT_SECONDS
+            return True
