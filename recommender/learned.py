@@ -25,7 +25,6 @@ from recommender.ranker import (
     RankRequest,
     ReasonKind,
     allowed_rows,
-    primary_category,
     top_rows,
 )
 from recommender.tfidf import TfidfRanker
@@ -191,26 +190,32 @@ class LearnedRanker:
         read_rows = [r for r, g in zip(model_rows, moved, strict=True) if GROUPS[g] == "read"]
         nearest = reader.reading.nearest(model, read_rows) if reader.reading else []
         because = dict(zip(read_rows, nearest, strict=True))
-        followed_names = [model.slugs[c] for c in reader.cols]
+        # The category each reason names, for every item at once: its own (primary) one, or
+        # for follow reasons the followed category it is in (related: the one it resembles).
+        chosen = np.asarray(model_rows, dtype=np.intp)
+        categories = model.members[chosen].argmax(axis=1)
+        inside: NDArray[np.bool_] = np.zeros(chosen.size, dtype=np.bool_)
+        if reader.cols:
+            cols = np.asarray(reader.cols, dtype=np.intp)
+            in_followed = model.members[np.ix_(chosen, cols)]
+            sims = model.sims[np.ix_(chosen, cols)]
+            inside = np.asarray(in_followed.any(axis=1))
+            best = np.where(inside[:, None], np.where(in_followed, sims, -1.0), sims)
+            follows = moved == GROUPS.index("follow")
+            categories = np.where(follows, cols[best.argmax(axis=1)], categories)
+        ids = model.ids[chosen].tolist()
+        values = score[order].tolist()
         ranked = []
         for k, row in enumerate(model_rows):
             kind = GROUPS[int(moved[k])]
-            category = primary_category(model, row)
-            if kind == "follow" and reader.cols:
-                inside = model.members[row, reader.cols]
-                sims = np.where(inside, model.sims[row, reader.cols], -1.0)
-                if not inside.any():
-                    kind, sims = "related", model.sims[row, reader.cols]
-                category = followed_names[int(np.argmax(sims))]
-            elif kind == "follow":
-                kind = "latest"
-            value = float(score[order[k]])
-            article_id = str(model.ids[row])
+            category = model.slugs[int(categories[k])]
+            if kind == "follow" and not inside[k]:
+                kind = "related"
             if kind == "read" and row in because:
-                ranked.append(Ranked(article_id, value, "read", category, because[row]))
+                ranked.append(Ranked(str(ids[k]), values[k], "read", category, because[row]))
             else:  # a read pull without a read to name: "Like articles you read in X"
                 shown: ReasonKind = "history" if kind == "read" else kind
-                ranked.append(Ranked(article_id, value, shown, category))
+                ranked.append(Ranked(str(ids[k]), values[k], shown, category))
         return ranked
 
 

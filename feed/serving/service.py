@@ -244,7 +244,7 @@ class FeedService:
         read = tuple((article_id.decode(), when) for article_id, when in raw_read)
         # Documented rule: what the reader hid, clicked or read leaves their feed.
         exclude = {i.decode() for i in (*raw_hidden, *raw_deleted)} | {a for a, _ in read}
-        popularity = self._popularity.read(now) if uses_popularity(ranker) else {}
+        popularity = self._popularity.recent(now) if uses_popularity(ranker) else {}
         learned = self._learned.current() if self._learned and uses_learned(ranker) else None
         ranked = ranker.rank(
             loaded.model,
