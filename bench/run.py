@@ -19,7 +19,9 @@ with the service's own gunicorn config. The sections, one module each:
    (``bench/breaking.py``, ``bench/history.py``).
 10. slow clients: other readers' cached-feed latency while 64 connections trickle request
     bodies or heads a byte a second, on the shipped worker and on stock gthread
-    (``bench/slow_clients.py``).
+    (``bench/slow_clients.py``);
+11. the learned ranker: `newsfeed train` on a million impressions, and its cold feed builds
+    next to tfidf's (``bench/learned.py``).
 
 The report is printed as a table and written as JSON to ``var/bench.json``. The load
 generator is ``wrk`` when it is on PATH, else a Python one (32 threads in a separate process).
@@ -43,6 +45,7 @@ from bench.common import PER_IP_LIMIT, PROFILES, REPO, RUNS_PER_APP, Profile, ex
 from bench.context import Bench
 from bench.feed_hits import feed_vs_floor
 from bench.jobs import reindex_and_precompute
+from bench.learned import learned_section
 from bench.load import loadgen_worker, pick_load_generator
 from bench.report import Report, machine_info, write_json
 from bench.slow_clients import slow_clients
@@ -85,6 +88,7 @@ def _sections(bench: Bench) -> None:
         in_process(bench, size)
         breaking_news(bench, size)  # on the corpus and model in_process left
     reindex_and_precompute(bench)  # reuses the corpus the last size left
+    learned_section(bench, bench.profile.cold_sizes[-1])  # that corpus too
     slow_clients(bench)  # its own small corpus, last: it flushes Redis
 
 
