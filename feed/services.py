@@ -3,6 +3,7 @@ the CLI all use it, so each gets exactly the same feed service, model keeper and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from feed import jobs
 from feed.corpus.ingest import Corpus
 from feed.model.keeper import ModelKeeper
 from feed.model.learned_store import LearnedModels
+from feed.model.migrate import upgrade
 from feed.readers.events import EventLog
 from feed.readers.popularity import Popularity
 from feed.readers.tokens import TokenVerifier
@@ -21,6 +23,8 @@ from feed.serving.service import FeedService
 from feed.serving.variants import Variants
 from feed.storage.connection import open_redis, refuse_cluster_node
 from recommender.tfidf import TfidfRanker
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,6 +58,7 @@ def build_services(
     except RuntimeError:
         client.close()
         raise
+    _upgrade_layout(client)
     keeper = ModelKeeper(
         client,
         live_window_days=settings.live_window_days,
@@ -83,3 +88,14 @@ def build_services(
         events=EventLog(client, popularity),
         tokens=TokenVerifier(settings),
     )
+
+
+def _upgrade_layout(client: redis.Redis) -> None:
+    """Every process that serves brings an older store to the current key layout first
+    (idempotent, one GET once done), so a store upgraded by starting gunicorn directly, not
+    through `newsfeed serve`, never serves cards without their bodies. A Redis down now is
+    answered 503 meanwhile; the next process to start moves the keys."""
+    try:
+        upgrade(client)
+    except redis.RedisError as exc:
+        log.warning("could not check the store's key layout at start: %s", exc)

@@ -205,3 +205,16 @@ def test_two_processes_moving_one_store_at_once_move_each_body_once(
     assert {i: client.get(f"/v1/articles/{i}").json for i in before} == before
     assert not list(redis_client.scan_iter(match=TAGGED_BODY % "*"))
     assert articles.count(redis_client) == len(demo)
+
+
+def test_an_app_started_on_a_store_from_before_the_split_moves_it_first(
+    client, tokens, services, redis_client, make_app
+):
+    """Started as gunicorn starts it (no `newsfeed serve`), the service upgrades the store."""
+    ingest(client, tokens.admin(), [article(id="x", body="X's body.")])
+    services.keeper.stop()
+    to_tagged_layout(redis_client)
+
+    upgraded = make_app().test_client()
+    assert upgraded.get("/v1/articles/x").json["body"] == "X's body."
+    assert int(redis_client.get(LAYOUT_KEY)) >= 2
