@@ -15,7 +15,7 @@ from api.errors import error_response
 from api.extensions import services
 from feed.corpus import articles
 from feed.model import lag as model_lag
-from feed.model import versions
+from feed.model import learning, versions
 
 blp = Blueprint("health", __name__)
 
@@ -51,6 +51,8 @@ def readyz() -> Any:
         "model_lag_versions": lag.versions,
         "model_lag_seconds": round(lag.seconds, 1),
         "articles": articles.count(svc.redis),
+        # The learned ranker's serving model and latest training (docs/ranking.md).
+        "learned": learning.status(svc.redis),
     }
     if degraded:
         body["reason"] = (

@@ -32,8 +32,8 @@ from feed import experiments
 from feed.corpus import articles
 from feed.jobs import open_queue, status
 from feed.model import lag as model_lag
+from feed.model import learning, versions
 from feed.model import store as model_store
-from feed.model import versions
 from feed.readers.events import EventResult
 
 log = logging.getLogger(__name__)
@@ -264,7 +264,54 @@ def job_queue(queue_redis: redis.Redis) -> Iterator[Metric]:
     yield GaugeMetricFamily("newsfeed_workers", "Job workers alive", value=workers)
 
 
-STATE_READERS: tuple[StateReader, ...] = (model_state, corpus_size, experiment_exposures)
+def learned_state(r: redis.Redis) -> Iterator[Metric]:
+    """Which learned model serves (0: none, tfidf's weights), what it learned from, how it was
+    judged, its weights, and when the latest training ran and whether it published."""
+    found = learning.status(r)
+    serving = found["serving"] or {}
+    yield GaugeMetricFamily(
+        "newsfeed_learned_model_version",
+        "Learned ranker model serving (0: none published, it ranks as tfidf)",
+        value=serving.get("version") or 0,
+    )
+    for name, help_text in (
+        ("events", "Stream events the serving learned model was trained on"),
+        ("impressions", "Impressions the serving learned model was trained on"),
+        ("clicks", "Clicks (positives) the serving learned model was trained on"),
+        ("validation_auc", "Serving learned model's AUC on the latest pages, held out"),
+        ("baseline_auc", "tfidf's AUC on the same pages"),
+    ):
+        if serving.get(name) is not None:
+            yield GaugeMetricFamily(f"newsfeed_learned_{name}", help_text, value=serving[name])
+    if serving.get("weights"):
+        family = GaugeMetricFamily(
+            "newsfeed_learned_weight",
+            "Serving learned model's coefficient per standardized feature",
+            labels=["feature"],
+        )
+        for feature, weight in serving["weights"].items():
+            family.add_metric([feature], weight)
+        yield family
+    last = found["last_training"]
+    if last is not None:
+        yield GaugeMetricFamily(
+            "newsfeed_learned_last_training_timestamp_seconds",
+            "When the latest learned ranker training ran",
+            value=last["at"],
+        )
+        yield GaugeMetricFamily(
+            "newsfeed_learned_last_training_published",
+            "Whether the latest training published its model (0: the gate kept it out)",
+            value=int(last.get("published") is not None),
+        )
+
+
+STATE_READERS: tuple[StateReader, ...] = (
+    model_state,
+    corpus_size,
+    experiment_exposures,
+    learned_state,
+)
 
 
 class StateCollector:

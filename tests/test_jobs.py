@@ -328,7 +328,9 @@ def test_a_failed_periodic_task_is_due_again_at_once(redis_client):
 
 
 def test_the_periodic_tasks_enqueue_a_forced_reindex_and_a_poll(runtime):
-    tasks = jobs.periodic_tasks(runtime.queue_redis, reindex_seconds=60, poll_seconds=30)
+    tasks = jobs.periodic_tasks(
+        runtime.queue_redis, reindex_seconds=60, poll_seconds=30, learned_check_seconds=0
+    )
     assert periodic.tick(runtime.queue_redis, tasks) == ["reindex", "poll-sources"]
     waiting = queued(runtime.queue_redis)
     assert [j.func_name for j in waiting] == ["feed.jobs.reindex_job", "feed.jobs.poll_job"]

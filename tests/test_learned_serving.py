@@ -13,6 +13,8 @@ import redis
 from click.testing import CliRunner
 
 from cli import cli
+from cli.worker import runtime_for
+from feed import jobs
 from feed.model import learned_store
 from feed.model.learned_store import LearnedModels
 from feed.model.learning import train_and_publish
@@ -185,3 +187,50 @@ def test_one_process_trains_at_a_time(client, tokens, services, redis_client: re
     outcome = train_and_publish(redis_client, loaded.model, TfidfRanker())
     assert not outcome.won and outcome.reason == "another process is training"
     assert redis_client.get(learned_store.LEASE_KEY) == b"someone-else"
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker's schedule, and what /readyz and /metrics say
+
+
+def test_a_worker_trains_once_enough_events_arrived_and_reports_say_which_model(
+    client, tokens, services, redis_client
+):
+    demo_corpus(client, tokens.admin(), 100)
+    read_with_clicks(client, tokens, readers=3, sessions=2)
+    ready = client.get("/readyz").json
+    assert ready["learned"] == {"serving": None, "last_training": None}
+    with runtime_for(services.settings) as runtime:
+        jobs.install(runtime)
+        try:
+            assert jobs.train_job(events_needed=10**9, every_seconds=0) == {
+                "trained": False,
+                "reason": "not due",
+            }
+            done = jobs.train_job(events_needed=50, every_seconds=0)
+            assert done["trained"] and done["events"] > 50 and done["published"] is None
+            # The mark moved to the events it trained on: nothing new, nothing due.
+            assert jobs.train_job(events_needed=50, every_seconds=0)["reason"] == "not due"
+            assert jobs.train_job(events_needed=0, every_seconds=3600)["reason"] == "not due"
+        finally:
+            jobs.install(None)
+    last = client.get("/readyz").json["learned"]["last_training"]
+    assert last["reason"].startswith("too few clicks") and last["serving"] is None
+    scrape = client.get("/metrics").get_data(as_text=True)
+    assert "newsfeed_learned_model_version 0.0" in scrape
+    assert "newsfeed_learned_last_training_published 0.0" in scrape
+
+    learned_store.publish(redis_client, freshness_only())
+    serving = client.get("/readyz").json["learned"]["serving"]
+    assert serving["version"] == 1 and serving["weights"]["freshness"] == 1.0
+    scrape = client.get("/metrics").get_data(as_text=True)
+    assert "newsfeed_learned_model_version 1.0" in scrape
+    assert 'newsfeed_learned_weight{feature="freshness"} 1.0' in scrape
+
+
+def test_the_workers_look_for_due_trainings_on_a_timer(redis_client):
+    tasks = {
+        task.name: task
+        for task in jobs.periodic_tasks(redis_client, reindex_seconds=0, poll_seconds=0)
+    }
+    assert tasks["train-learned"].every_seconds == jobs.LEARNED_CHECK_SECONDS

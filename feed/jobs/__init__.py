@@ -1,4 +1,5 @@
-"""Background work on RQ: refit the model, precompute first pages, poll RSS/Atom sources.
+"""Background work on RQ: refit the model, precompute first pages, poll RSS/Atom sources,
+train the learned ranker.
 
 Web processes enqueue and never wait; `newsfeed worker` (cli/worker.py) runs the jobs. RQ
 hands a job only its own JSON arguments, so the job functions find their connections and the
@@ -20,15 +21,17 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from config import Settings
+from feed.exceptions import ServiceUnavailable
 from feed.jobs import precompute
 from feed.jobs.periodic import Periodic
+from feed.model import learning, versions
 from feed.model import store as model_store
-from feed.model import versions
 from feed.model.reindex import fit_under_lock
 from feed.serving.service import FeedService
 from feed.sources import polling
 from feed.sources.fetch import FetchOptions
 from feed.storage.connection import is_cluster, open_redis
+from recommender.tfidf import TfidfRanker
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,13 @@ RESULT_TTL_SECONDS = 3600  # a finished job and its result stay readable this lo
 REINDEX_TIMEOUT_SECONDS = REINDEX_WAIT_SECONDS + 20 * 60
 PRECOMPUTE_TIMEOUT_SECONDS = 10 * 60
 POLL_TIMEOUT_SECONDS = 30 * 60  # every due source, one after another, each under its timeout
+# The learned ranker (feed.model.learning) is retrained this long after its latest training,
+# or sooner once this many events arrived since; workers look every LEARNED_CHECK_SECONDS.
+LEARNED_TRAIN_SECONDS = 6 * 3600
+LEARNED_TRAIN_EVENTS = 100_000
+LEARNED_CHECK_SECONDS = 60.0
+TRAIN_TIMEOUT_SECONDS = 30 * 60  # a million impressions take well under a minute
+TRAIN_RESULT_TTL_SECONDS = 10 * 60  # most checks find nothing due: no need to keep them long
 
 # Sets the pending flag unless a started fit already read this corpus version (ARGV[1]) or
 # a requested one has not started yet: then the request is moot (0).
@@ -91,6 +101,7 @@ class Runtime:
     fetch: FetchOptions
     active_window_seconds: int
     precompute_max_users: int
+    freshness_half_life_hours: float = 24.0  # of the tfidf ranker the learned one must beat
 
 
 _runtime: Runtime | None = None
@@ -228,13 +239,29 @@ def enqueue_poll(queue_redis: redis.Redis) -> Job:
     )
 
 
+def enqueue_train(queue_redis: redis.Redis) -> Job:
+    """A job that trains the learned ranker if it is due (train_job)."""
+    return queue(queue_redis).enqueue(
+        train_job,
+        job_timeout=TRAIN_TIMEOUT_SECONDS,
+        result_ttl=TRAIN_RESULT_TTL_SECONDS,
+        failure_ttl=FAILURE_TTL_SECONDS,
+        description="train the learned ranker if due",
+    )
+
+
 def periodic_tasks(
-    queue_redis: redis.Redis, *, reindex_seconds: float, poll_seconds: float
+    queue_redis: redis.Redis,
+    *,
+    reindex_seconds: float,
+    poll_seconds: float,
+    learned_check_seconds: float = LEARNED_CHECK_SECONDS,
 ) -> list[Periodic]:
     """What workers enqueue on a timer (an interval of 0 turns a task off)."""
     return [
         Periodic("reindex", reindex_seconds, lambda: enqueue_reindex(queue_redis, force=True)),
         Periodic("poll-sources", poll_seconds, lambda: enqueue_poll(queue_redis)),
+        Periodic("train-learned", learned_check_seconds, lambda: enqueue_train(queue_redis)),
     ]
 
 
@@ -266,6 +293,25 @@ def reindex_job(force: bool = False) -> dict[str, Any]:
         )
         outcome = replace(outcome, precompute_jobs=len(chunks))
     return asdict(outcome)
+
+
+def train_job(
+    events_needed: int = LEARNED_TRAIN_EVENTS, every_seconds: float = LEARNED_TRAIN_SECONDS
+) -> dict[str, Any]:
+    """Train the learned ranker when due (feed.model.learning.due); the training's lease keeps
+    it to one worker at a time, and its gate decides whether the model is published."""
+    rt = current()
+    if not learning.due(
+        rt.redis, events_needed=events_needed, every_seconds=every_seconds, now=time.time()
+    ):
+        return {"trained": False, "reason": "not due"}
+    try:
+        model = learning.serving_model(rt.redis, rt.live_window_days)
+    except ServiceUnavailable as exc:
+        return {"trained": False, "reason": str(exc)}
+    baseline = TfidfRanker(half_life_hours=rt.freshness_half_life_hours)
+    outcome = learning.train_and_publish(rt.redis, model, baseline)
+    return {"trained": outcome.won, **outcome.as_json()}
 
 
 def precompute_job(model_version: int, user_ids: Sequence[str]) -> dict[str, Any]:

@@ -128,7 +128,7 @@ def train_and_publish(
             False, None, None, 0, "another process is training", _version(current)
         )
     try:
-        learned_store.set_mark(r, events.stream_length(r))
+        learned_store.set_mark(r, events.entries_added(r))
         pages, count = read_pages(r, progress)
         advance = progress.pages(len(pages)) if progress else None
         meta = {"events": count, "trained_at": time.time(), "articles": model.size}
@@ -154,6 +154,52 @@ def train_and_publish(
         return outcome
     finally:
         locks.release(r, learned_store.LEASE_KEY, token)
+
+
+def status(r: redis.Redis) -> dict[str, Any]:
+    """Which learned model serves (None: tfidf's weights), what it was trained on and how it
+    was judged, and the latest training's outcome: for /readyz, /metrics and operators."""
+    current = learned_store.load(r)
+    last = learned_store.last_outcome(r)
+    found: dict[str, Any] = {"serving": None, "last_training": last}
+    if current is not None:
+        version, model = current
+        meta = model.meta
+        found["serving"] = {
+            "version": version,
+            **{
+                key: meta.get(key)
+                for key in (
+                    "events",
+                    "pages",
+                    "impressions",
+                    "clicks",
+                    "validation_auc",
+                    "baseline_auc",
+                    "validation_pages",
+                    "trained_at",
+                    "sklearn",
+                )
+            },
+            "weights": model.weights(),
+        }
+    return found
+
+
+def due(r: redis.Redis, *, events_needed: int, every_seconds: float, now: float) -> bool:
+    """Whether a scheduled training should run: ``every_seconds`` after the latest one, or
+    sooner once ``events_needed`` events arrived since it began (0 turns either off)."""
+    last = learned_store.last_outcome(r)
+    if every_seconds > 0 and last is not None and now - float(last["at"]) >= every_seconds:
+        return True
+    return events_needed > 0 and enough_new_events(r, events_needed)
+
+
+def enough_new_events(r: redis.Redis, events_needed: int) -> bool:
+    """Whether the stream took at least ``events_needed`` entries since the latest training
+    began (every entry counts when none has run)."""
+    marked = learned_store.mark(r)
+    return events.entries_added(r) - (marked or 0) >= events_needed
 
 
 def serving_model(r: redis.Redis, live_window_days: float) -> CorpusModel:

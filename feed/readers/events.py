@@ -152,3 +152,14 @@ def iter_stream(
 
 def stream_length(r: redis.Redis) -> int:
     return int(r.xlen(STREAM_KEY))
+
+
+def entries_added(r: redis.Redis) -> int:
+    """Entries ever added to the stream (Redis 7's XINFO entries-added; the length on older
+    servers, which stops growing once the stream is at its cap)."""
+    try:
+        info = r.xinfo_stream(STREAM_KEY)
+    except redis.ResponseError:  # no stream yet
+        return 0
+    added = info.get("entries-added", info.get(b"entries-added"))
+    return int(added) if added is not None else int(info.get("length", 0))
