@@ -26,6 +26,8 @@ from feed.readers.tokens import issue_token
 from tests.conftest import TEST_SECRET
 
 NEWSFEED = str(Path(sys.executable).parent / "newsfeed")
+GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+REPO = Path(__file__).resolve().parent.parent
 SETTINGS = Settings(jwt_secret=TEST_SECRET)
 
 
@@ -161,6 +163,32 @@ def serve(
     Without ``redis_url`` it runs on the embedded default: its own Redis and development
     secret under ``workdir/var``, as `make run` does.
     """
+    with _running([NEWSFEED, "serve", *args], workdir, redis_url, workers, threads, env) as live:
+        yield live
+
+
+@contextmanager
+def gunicorn(
+    workdir: Path, redis_url: str, *, workers: int = 2, threads: int = 4, **env: str
+) -> Iterator[LiveService]:
+    """The service as the production check starts it, with no `newsfeed serve` around it:
+    ``gunicorn --config python:config.gunicorn wsgi:app``."""
+    command = [GUNICORN, "--config", "python:config.gunicorn", "wsgi:app"]
+    with _running(command, workdir, redis_url, workers, threads, env, cwd=REPO) as live:
+        yield live
+
+
+@contextmanager
+def _running(
+    command: Sequence[str],
+    workdir: Path,
+    redis_url: str | None,
+    workers: int,
+    threads: int,
+    env: Mapping[str, str],
+    *,
+    cwd: Path | None = None,
+) -> Iterator[LiveService]:
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFEED_")}
     if redis_url is not None:
@@ -186,9 +214,9 @@ def serve(
     # The access log is written for every request: a file, never an undrained pipe.
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [NEWSFEED, "serve", *args],
+            list(command),
             env=environ,
-            cwd=workdir,
+            cwd=cwd or workdir,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

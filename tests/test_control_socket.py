@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devtools.redis_server import RedisServer
-from tests.live_gunicorn import gunicorn
+from tests.live import gunicorn
 
 pytestmark = pytest.mark.slow
 

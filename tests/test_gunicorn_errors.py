@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from devtools.redis_server import RedisServer
-from tests.live import LiveService, bearer
-from tests.live_gunicorn import gunicorn, raw_exchange
+from tests.live import LiveService, bearer, gunicorn
+from tests.raw_http import raw_exchange
 
 pytestmark = pytest.mark.slow
 

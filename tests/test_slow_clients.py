@@ -21,8 +21,8 @@ import pytest
 
 from devtools.demo import generate_articles
 from devtools.redis_server import RedisServer
-from tests.live import LiveService, bearer
-from tests.live_gunicorn import gunicorn, raw_exchange, read_response
+from tests.live import LiveService, bearer, gunicorn
+from tests.raw_http import raw_exchange, read_response
 
 pytestmark = pytest.mark.slow
 
