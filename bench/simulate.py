@@ -560,7 +560,8 @@ def simulate(args: argparse.Namespace, server: RedisServer, out: Path) -> Figure
         world.follow()
 
         logging_tally = Tally()
-        sessions = sum(r.sessions for r in readers)
+        # A reader comes back at most once a round.
+        sessions = sum(min(r.sessions, args.rounds) for r in readers)
         _log(f"phase 1: {len(readers)} readers on tfidf, {sessions} sessions")
         world.run(args.rounds, logging_tally)
         _log(
@@ -612,6 +613,8 @@ def simulate(args: argparse.Namespace, server: RedisServer, out: Path) -> Figure
         _expect(response, 200)
         results = response.json or {}
         figures.ab = {"tally": asdict(ab_tally) | {"ctr": ab_tally.ctr}, "results": results}
+        if args.json:  # before printing: a long run's figures are kept whatever happens next
+            Path(args.json).write_text(json.dumps(asdict(figures), indent=1, default=str))
         print_ab(results)
         return figures
     finally:
@@ -620,7 +623,7 @@ def simulate(args: argparse.Namespace, server: RedisServer, out: Path) -> Figure
 
 
 def print_ab(results: dict[str, Any]) -> None:
-    print(f"A/B {results.get('experiment', {}).get('name', EXPERIMENT)}:")
+    print(f"A/B {results.get('experiment', EXPERIMENT)} ({results.get('method', '')}):")
     for v in results.get("variants", []):
         line = (
             f"  {v['name']:<8} ({v['ranker']}): {v['users']} users, {v['impressions']:,} "
@@ -634,7 +637,7 @@ def print_ab(results: dict[str, Any]) -> None:
             )
         print(line)
     srm = results.get("srm") or {}
-    print(f"  SRM: p = {srm.get('p_value', math.nan):.3g}, flagged: {srm.get('flagged')}")
+    print(f"  SRM: p = {srm.get('p_value', math.nan):.3g}, mismatch: {srm.get('mismatch')}")
 
 
 def _log(message: str) -> None:
