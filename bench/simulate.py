@@ -145,7 +145,7 @@ def _stories_generated(now: float, rng: random.Random, count: int) -> tuple[list
     topics = tuple(
         _topic(phrase.lower().replace(" ", "-"), slug, re.escape(phrase))
         for slug in sorted({s.category for s in stories})
-        for phrase in rng.sample(sorted(lexicons[slug].pools["topics"]), 4)
+        for phrase in rng.sample(sorted(lexicons[slug].pools["topic"]), 4)
     )
     return stories, topics
 
