@@ -106,7 +106,7 @@ def _variant(index: int, **changes: Any):
         (
             _variant(1, ranker="magic"),
             "invalid_experiment",
-            "variant 'mmr': unknown ranker 'magic'; choose from latest, popular, tfidf",
+            "variant 'mmr': unknown ranker 'magic'; choose from latest, learned, popular, tfidf",
         ),
         (
             _variant(1, params={"nope": 1}),
