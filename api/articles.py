@@ -24,7 +24,7 @@ blp = Blueprint("articles", __name__, url_prefix="/v1/articles", description="Ar
 @blp.route("")
 class ArticleBatch(MethodView):
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="upsertArticles", security=BEARER)
     @blp.arguments(ArticleBatchSchema)
     @blp.response(200, UpsertResultSchema)
     def post(self, batch: dict[str, Any]) -> UpsertResult:
@@ -38,13 +38,14 @@ class ArticleBatch(MethodView):
 
 @blp.route("/<article_id>", parameters=[ARTICLE_ID_PARAM])
 class ArticleItem(MethodView):
+    @blp.doc(operationId="getArticle")
     @blp.response(200, ArticleOutSchema)
     def get(self, article_id: str) -> Article:
         """Read one article, body included (public)"""
         return services().corpus.get(article_id)
 
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="deleteArticle", security=BEARER)
     @blp.response(204)
     def delete(self, article_id: str) -> None:
         """Delete an article; it leaves every feed at once (admin)"""

@@ -17,6 +17,7 @@ blp = Blueprint("categories", __name__, url_prefix="/v1/categories", description
 
 @blp.route("")
 class CategoryList(MethodView):
+    @blp.doc(operationId="listCategories")
     @blp.response(200, CategoryListSchema)
     def get(self) -> dict[str, Any]:
         """List every category with its article count (public)"""
@@ -26,7 +27,7 @@ class CategoryList(MethodView):
 @blp.route("/<slug>", parameters=[SLUG_PARAM])
 class CategoryItem(MethodView):
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="putCategory", security=BEARER)
     @blp.arguments(CategoryPutSchema)
     @blp.response(200, CategorySchema)
     @blp.alt_response(201, schema=CategorySchema, description="Created")

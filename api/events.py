@@ -20,7 +20,7 @@ blp = Blueprint("events", __name__, url_prefix="/v1/events", description="Reader
 @blp.route("")
 class Events(MethodView):
     @signed_in
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="recordEvents", security=BEARER)
     @blp.arguments(EventBatchSchema)
     @blp.response(202, EventResultSchema)
     def post(self, batch: dict[str, Any]) -> EventResult:

@@ -27,7 +27,7 @@ blp = Blueprint(
 @blp.route("")
 class ExperimentList(MethodView):
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="createExperiment", security=BEARER)
     @blp.arguments(ExperimentInSchema)
     @blp.response(201, ExperimentSchema)
     def post(self, experiment: Experiment) -> Experiment:
@@ -39,7 +39,7 @@ class ExperimentList(MethodView):
         return experiments.create(services().redis, experiment)
 
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="listExperiments", security=BEARER)
     @blp.response(200, ExperimentListSchema)
     def get(self) -> dict[str, Any]:
         """List every experiment, newest first (admin)"""
@@ -49,7 +49,7 @@ class ExperimentList(MethodView):
 @blp.route("/<name>", parameters=[EXPERIMENT_NAME_PARAM])
 class ExperimentItem(MethodView):
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="getExperiment", security=BEARER)
     @blp.response(200, ExperimentSchema)
     def get(self, name: str) -> Experiment:
         """Read one experiment's definition and status (admin)"""
@@ -59,7 +59,7 @@ class ExperimentItem(MethodView):
 @blp.route("/<name>/start", parameters=[EXPERIMENT_NAME_PARAM])
 class ExperimentStart(MethodView):
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="startExperiment", security=BEARER)
     @blp.response(200, ExperimentSchema)
     def post(self, name: str) -> Experiment:
         """Start a draft; 409 if a running experiment shares its surface's namespace (admin)"""
@@ -69,7 +69,7 @@ class ExperimentStart(MethodView):
 @blp.route("/<name>/stop", parameters=[EXPERIMENT_NAME_PARAM])
 class ExperimentStop(MethodView):
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="stopExperiment", security=BEARER)
     @blp.response(200, ExperimentSchema)
     def post(self, name: str) -> Experiment:
         """Stop a running experiment for good; its users get the default ranker (admin)"""
@@ -79,7 +79,7 @@ class ExperimentStop(MethodView):
 @blp.route("/<name>/results", parameters=[EXPERIMENT_NAME_PARAM])
 class ExperimentResultsView(MethodView):
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="getExperimentResults", security=BEARER)
     @blp.response(200, ExperimentResultsSchema)
     def get(self, name: str) -> ExperimentResults:
         """Per-variant exposure, CTR with CI, lift vs. control with p-value, SRM check (admin)

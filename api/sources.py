@@ -34,7 +34,7 @@ def _check_fetch_allow(state: BlueprintSetupState) -> None:
 @blp.route("")
 class SourceList(MethodView):
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="createSource", security=BEARER)
     @blp.arguments(SourceInSchema)
     @blp.response(201, SourceSchema)
     def post(self, body: dict[str, Any]) -> Source:
@@ -46,7 +46,7 @@ class SourceList(MethodView):
         return sources.create(services().redis, **body)
 
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="listSources", security=BEARER)
     @blp.response(200, SourceListSchema)
     def get(self) -> dict[str, Any]:
         """List every source with its poll state (admin)"""
@@ -56,14 +56,14 @@ class SourceList(MethodView):
 @blp.route("/<source_id>", parameters=[SOURCE_ID_PARAM])
 class SourceItem(MethodView):
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="getSource", security=BEARER)
     @blp.response(200, SourceSchema)
     def get(self, source_id: str) -> Source:
         """Read one source with its poll state and last errors (admin)"""
         return sources.get(services().redis, source_id)
 
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="updateSource", security=BEARER)
     @blp.arguments(SourcePatchSchema)
     @blp.response(200, SourceSchema)
     def patch(self, changes: dict[str, Any], source_id: str) -> Source:
@@ -71,7 +71,7 @@ class SourceItem(MethodView):
         return sources.update(services().redis, source_id, changes)
 
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="deleteSource", security=BEARER)
     @blp.response(204)
     def delete(self, source_id: str) -> None:
         """Stop polling a source and forget it; its articles stay (admin)"""
@@ -81,7 +81,7 @@ class SourceItem(MethodView):
 @blp.route("/<source_id>/poll", parameters=[SOURCE_ID_PARAM])
 class SourcePoll(MethodView):
     @admin_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="pollSource", security=BEARER)
     @blp.response(200, PollOutcomeSchema)
     def post(self, source_id: str) -> PollOutcome:
         """Poll a source now (even a disabled one) and answer the outcome (admin)

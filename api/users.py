@@ -28,14 +28,14 @@ blp = Blueprint(
 @blp.route("/categories", parameters=[USER_ID_PARAM])
 class Follows(MethodView):
     @self_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="listFollows", security=BEARER)
     @blp.response(200, SubscriptionsSchema)
     def get(self, user_id: str) -> dict[str, list[str]]:
         """The categories this user follows"""
         return {"categories": services().feed.follows(user_id)}
 
     @self_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="replaceFollows", security=BEARER)
     @blp.arguments(SubscriptionsSchema)
     @blp.response(200, SubscriptionsSchema)
     def put(self, body: dict[str, list[str]], user_id: str) -> dict[str, list[str]]:
@@ -46,14 +46,14 @@ class Follows(MethodView):
 @blp.route("/categories/<slug>", parameters=[USER_ID_PARAM, SLUG_PARAM])
 class Follow(MethodView):
     @self_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="followCategory", security=BEARER)
     @blp.response(200, SubscriptionsSchema)
     def put(self, user_id: str, slug: str) -> dict[str, list[str]]:
         """Follow one category (idempotent)"""
         return {"categories": services().feed.follow(user_id, check_slug(slug))}
 
     @self_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="unfollowCategory", security=BEARER)
     @blp.response(200, SubscriptionsSchema)
     def delete(self, user_id: str, slug: str) -> dict[str, list[str]]:
         """Unfollow one category (idempotent)"""
@@ -91,7 +91,7 @@ def page_etag(body: bytes, feed_id: str) -> str:
 @blp.route("/feed", parameters=[USER_ID_PARAM])
 class Feed(MethodView):
     @self_only
-    @blp.doc(security=BEARER)
+    @blp.doc(operationId="getFeed", security=BEARER)
     @blp.arguments(FEED_QUERY, location="query")
     @blp.response(200, FeedSchema, headers=FEED_HEADERS)
     @blp.alt_response(
