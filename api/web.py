@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, request, send_from_directory
+from flask import Blueprint, Response, abort, request, send_from_directory
 
 from api.extensions import services
 from feed.readers.tokens import issue_token
@@ -20,8 +20,20 @@ PAGE_POLICY = (
     "form-action 'self'"
 )
 
+SWAGGER_UI_URL = "/static/vendor/swagger-ui/"
+# flask-smorest's Swagger UI page (/docs), shown with our template (api/templates/): its
+# scripts and styles are files of this origin, so it runs under the same policy.
+DOCS_ENDPOINT = "api-docs.openapi_swagger_ui"
+
 # The page uses only the public /v1 API; it is served outside /v1, so it is never rate limited.
 blp = Blueprint("web", __name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+
+
+@blp.after_app_request
+def docs_policy(response: Response) -> Response:
+    if request.endpoint == DOCS_ENDPOINT:
+        response.headers["Content-Security-Policy"] = PAGE_POLICY
+    return response
 
 
 @blp.get("/")
