@@ -48,6 +48,7 @@ def runtime_for(settings: Settings) -> Iterator[Runtime]:
             fetch=fetch_options(settings),
             active_window_seconds=settings.active_window_seconds,
             precompute_max_users=settings.precompute_max_users,
+            freshness_half_life_hours=settings.freshness_half_life_hours,
         )
     finally:
         svc.close()

@@ -101,7 +101,7 @@ class Runtime:
     fetch: FetchOptions
     active_window_seconds: int
     precompute_max_users: int
-    freshness_half_life_hours: float = 24.0  # of the tfidf ranker the learned one must beat
+    freshness_half_life_hours: float  # of the tfidf ranker the learned one must beat
 
 
 _runtime: Runtime | None = None
