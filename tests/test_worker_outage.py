@@ -263,3 +263,52 @@ def test_a_job_left_started_by_a_dead_worker_is_requeued_and_run(
     assert started_jobs(redis_client) == 0
     assert jobs.queue(redis_client).failed_job_registry.get_job_count(cleanup=False) == 0
     assert f"requeued {job.id}" in log.read_text()
+
+
+def test_a_fit_request_that_a_frozen_redis_runs_late_still_leads_to_a_fit(
+    own_redis: RedisServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A web process asks for a fit just as Redis freezes: the request times out, and Redis,
+    continued, runs it anyway. The next write after that must still be fitted within seconds,
+    not once a leftover "pending" flag lapses (5 minutes)."""
+    log = tmp_path / "worker.log"
+    client = open_redis(own_redis.url, socket_timeout=5, connect_timeout=5)
+    impatient = jobs.open_queue_redis(own_redis.url, socket_timeout=0.5, connect_timeout=0.5)
+    app: Flask | None = None
+    try:
+        with worker_process(own_redis.url, log, NEWSFEED_REINDEX_INTERVAL_SECONDS="0") as process:
+            articles.upsert(client, [(0, Article.from_card(article(), ""))])
+            jobs.enqueue_reindex(client)
+            eventually(lambda: versions.read(client).model == 1, "the first fit", log)
+
+            # What a web process's model keeper does once it read the corpus version ahead of
+            # the model, as Redis freezes.
+            articles.upsert(client, [(0, Article.from_card(article(), ""))])
+            behind = versions.read(impatient).corpus  # on its pooled connection, as a keeper
+            assert own_redis.pid is not None
+            os.kill(own_redis.pid, signal.SIGSTOP)
+            try:
+                with pytest.raises(redis.RedisError):
+                    jobs.request_reindex(impatient, behind)
+            finally:
+                os.kill(own_redis.pid, signal.SIGCONT)
+            back = time.monotonic()
+
+            app = queue_mode_app(own_redis.url)
+            web = app.test_client()
+            admin = bearer("editor", admin=True)
+            late = web.post("/v1/articles", json={"articles": [article()]}, headers=admin)
+            assert late.status_code == 200, late.json
+            ready = wait_for_model(web, timeout=RECOVERY_BOUND)
+            fitted = time.monotonic() - back
+            assert ready["model_articles"] == 3
+            assert process.poll() is None, log.read_text()[-3000:]
+    finally:
+        if app is not None:
+            svc: Services = app.extensions[EXTENSION]
+            svc.keeper.stop()
+            svc.redis.close()
+        client.close()
+        impatient.close()
+    with capsys.disabled():
+        print(f"\n[frozen request] the write after the freeze was fitted {fitted:.2f}s after")

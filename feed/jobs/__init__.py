@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -30,6 +31,7 @@ from feed.model.reindex import fit_under_lock
 from feed.serving.service import FeedService
 from feed.sources import polling
 from feed.sources.fetch import FetchOptions
+from feed.storage import locks
 from feed.storage.connection import is_cluster, open_redis
 from recommender.tfidf import TfidfRanker
 
@@ -41,12 +43,12 @@ MAIN_QUEUE = "newsfeed"
 PRECOMPUTE_QUEUE = "newsfeed-precompute"
 QUEUE_NAMES = (MAIN_QUEUE, PRECOMPUTE_QUEUE)
 
-# On the queue's Redis, next to RQ's own keys; one hash tag, since one script reads both.
+# On the queue's Redis, next to RQ's own keys, which one transaction writes with them.
 REINDEX_PENDING_KEY = "nf:{jobs}:reindex:pending"  # set from a request until its job starts
 REINDEX_COVERED_KEY = "nf:{jobs}:reindex:covered"  # corpus version the newest started fit read
 
-# A pending flag outlives its job only if the job was lost (queue flushed, an enqueue that
-# failed half-way); until it lapses, requests are not enqueued again.
+# A pending flag outlives its job only if the job was lost (the queue flushed): it is written
+# with its job, in one transaction. Until it lapses, requests are not enqueued again.
 PENDING_TTL_SECONDS = 5 * 60
 # A reindex waits this long for another fit's lock (a live fit renews its lease; a dead one's
 # lapses within seconds), then fails and is retried.
@@ -73,14 +75,9 @@ LEARNED_CHECK_SECONDS = 60.0
 TRAIN_TIMEOUT_SECONDS = 30 * 60  # a million impressions take well under a minute
 TRAIN_RESULT_TTL_SECONDS = 10 * 60  # most checks find nothing due: no need to keep them long
 
-# Sets the pending flag unless a started fit already read this corpus version (ARGV[1]) or
-# a requested one has not started yet: then the request is moot (0).
-_REQUEST = """
-local covered = tonumber(redis.call('GET', KEYS[2]) or '-1')
-if covered >= tonumber(ARGV[1]) then return 0 end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
-return 0
-"""
+# Attempts of a request whose two keys changed under it (another request, a fit starting):
+# each looks at them again, and one suffices unless fits start back to back.
+REQUEST_ATTEMPTS = 3
 
 
 class ReindexBusy(Exception):
@@ -169,31 +166,35 @@ def request_reindex(queue_redis: redis.Redis, corpus_version: int) -> Job | None
     clears it only once it holds the reindex lock, just before it reads the corpus. A write
     after that finds the flag clear and enqueues the next fit, unless the running fit has
     already read its version.
+
+    The flag and its job are written in one transaction (WATCH on both keys): Redis holds both
+    or neither. A frozen Redis runs a request its caller gave up on once it is continued, and
+    a flag set apart from its job would then promise a fit nobody enqueued, holding off every
+    later request until its TTL lapsed.
     """
-    wanted = queue_redis.eval(
-        _REQUEST,
-        2,
-        REINDEX_PENDING_KEY,
-        REINDEX_COVERED_KEY,
-        corpus_version,
-        PENDING_TTL_SECONDS,
-    )
-    if not wanted:
-        return None
-    try:
-        return enqueue_reindex(queue_redis)
-    except redis.RedisError:
-        # Best effort: if Redis is gone the flag lapses with its TTL.
-        try:
-            queue_redis.delete(REINDEX_PENDING_KEY)
-        except redis.RedisError:
-            pass
-        raise
+    for _ in range(REQUEST_ATTEMPTS):
+        with queue_redis.pipeline() as pipe:
+            try:
+                pipe.watch(REINDEX_PENDING_KEY, REINDEX_COVERED_KEY)
+                pending, covered = pipe.mget(REINDEX_PENDING_KEY, REINDEX_COVERED_KEY)
+                if pending is not None or int(covered or -1) >= corpus_version:
+                    return None  # one is on its way, or a started fit read this version
+                pipe.multi()
+                pipe.set(REINDEX_PENDING_KEY, corpus_version, ex=PENDING_TTL_SECONDS)
+                job = enqueue_reindex(queue_redis, pipeline=pipe)
+                pipe.execute()
+                return job
+            except redis.WatchError as exc:
+                locks.raise_if_disconnected(exc)
+    return None  # fits keep starting: the newest one, or the next request, covers it
 
 
-def enqueue_reindex(queue_redis: redis.Redis, *, force: bool = False) -> Job:
+def enqueue_reindex(
+    queue_redis: redis.Redis, *, force: bool = False, pipeline: Pipeline | None = None
+) -> Job:
     """Enqueue a fit; ``force`` fits even when the model covers the corpus version (the live
-    window moves with the clock, not only with writes)."""
+    window moves with the clock, not only with writes). On ``pipeline``, queued in its
+    transaction, for the caller to execute."""
     return queue(queue_redis).enqueue_call(
         reindex_job,
         kwargs={"force": force},
@@ -202,6 +203,7 @@ def enqueue_reindex(queue_redis: redis.Redis, *, force: bool = False) -> Job:
         failure_ttl=FAILURE_TTL_SECONDS,
         retry=RETRY,
         description="reindex (periodic)" if force else "reindex",
+        pipeline=pipeline,
     )
 
 
