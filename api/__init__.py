@@ -10,7 +10,20 @@ from flask import Flask, Response
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import articles, categories, events, experiments, health, sources, users, web
+from api import (
+    articles,
+    categories,
+    console,
+    events,
+    experiments,
+    health,
+    jobs,
+    model,
+    rankers,
+    sources,
+    users,
+    web,
+)
 from api.auth import SECURITY_SCHEME
 from api.errors import NewsfeedApi, register_error_handlers
 from api.extensions import EXTENSION
@@ -167,8 +180,12 @@ def register_api(app: Flask) -> None:
         users.blp,
         events.blp,
         experiments.blp,
+        rankers.blp,
         sources.blp,
+        model.blp,
+        jobs.blp,
     ):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.blp)
     app.register_blueprint(web.blp)
+    app.register_blueprint(console.blp)

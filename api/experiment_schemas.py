@@ -17,6 +17,7 @@ from feed.experiments.assignment import (
     Experiment,
     Variant,
 )
+from feed.experiments.exposures import INTERVALS, MAX_BUCKETS
 from feed.experiments.results import SRM_ALPHA, SRM_METHOD
 from feed.ids import SLUG_PATTERN, SLUG_RULE
 from recommender.registry import RANKERS
@@ -211,3 +212,43 @@ class ExperimentResultsSchema(StrictSchema):
     ctr_ci_method = fields.String()
     variants = fields.List(fields.Nested(VariantResultSchema))
     srm = fields.Nested(SrmSchema, metadata={"description": "sample-ratio-mismatch check"})
+
+
+class ExposureQuerySchema(StrictSchema):
+    interval = fields.String(
+        load_default="hour",
+        validate=validate.OneOf(sorted(INTERVALS)),
+        metadata={"description": "bucket size: an hour, or a UTC day"},
+    )
+
+
+class VariantExposureSchema(StrictSchema):
+    name = fields.String(required=True)
+    users = fields.List(
+        fields.Integer(),
+        required=True,
+        metadata={"description": "users first exposed in each bucket (they sum to the results')"},
+    )
+    pages = fields.List(
+        fields.Integer(), required=True, metadata={"description": "feed pages served per bucket"}
+    )
+
+
+class ExposureSeriesSchema(StrictSchema):
+    experiment = fields.String(required=True)
+    interval = fields.String(required=True, metadata={"description": "hour or day"})
+    starts = fields.Function(
+        lambda s: [iso(datetime.fromtimestamp(t, UTC)) for t in s.starts],
+        required=True,
+        metadata={
+            "type": "array",
+            "items": {"type": "string"},
+            "description": f"each bucket's start (ISO 8601, UTC), oldest first; the latest "
+            f"{MAX_BUCKETS} buckets from the experiment's start to its stop or now",
+        },
+    )
+    variants = fields.List(
+        fields.Nested(VariantExposureSchema),
+        required=True,
+        metadata={"description": "in the experiment's order, the control first"},
+    )

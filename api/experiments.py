@@ -13,11 +13,13 @@ from api.experiment_schemas import (
     ExperimentListSchema,
     ExperimentResultsSchema,
     ExperimentSchema,
+    ExposureQuerySchema,
+    ExposureSeriesSchema,
 )
 from api.extensions import services
 from api.schemas import EXPERIMENT_NAME_PARAM
 from feed import experiments
-from feed.experiments import Experiment, ExperimentResults
+from feed.experiments import Experiment, ExperimentResults, ExposureSeries
 
 blp = Blueprint(
     "experiments", __name__, url_prefix="/v1/experiments", description="Ranker experiments"
@@ -88,3 +90,18 @@ class ExperimentResultsView(MethodView):
         not impressions, are randomised; the naive two-proportion z-test is reported beside it.
         """
         return experiments.results(services().redis, name)
+
+
+@blp.route("/<name>/exposures", parameters=[EXPERIMENT_NAME_PARAM])
+class ExperimentExposures(MethodView):
+    @admin_only
+    @blp.doc(operationId="getExperimentExposures", security=BEARER)
+    @blp.arguments(ExposureQuerySchema, location="query")
+    @blp.response(200, ExposureSeriesSchema)
+    def get(self, query: dict[str, str], name: str) -> ExposureSeries:
+        """Users first exposed and pages served per variant, per hour or UTC day (admin)
+
+        Counted as pages are served, from this release on: exposures served before it are in
+        the results' totals but in no bucket.
+        """
+        return experiments.exposure_series(services().redis, name, query["interval"])

@@ -1,4 +1,5 @@
-"""The "Personalize Your News" page at / (static files) and its development-only token."""
+"""The "Personalize Your News" page at / (static files), the development-only token, and the
+policy every page (/, /console, /docs) runs under."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from feed.readers.tokens import issue_token
 
 STATIC_DIR = Path(__file__).parent / "static"
 DEV_USER = "demo-user"
+DEV_ADMIN = "demo-admin"  # as `newsfeed serve --demo` prints
 # The page runs only its own script and style and talks only to this origin's API: anything
 # injected into a story's text has nowhere to load from or send to.
 PAGE_POLICY = (
@@ -45,9 +47,11 @@ def index() -> Any:
 
 @blp.get("/dev/token")
 def dev_token() -> Any:
-    """A token for ?user=ID (default demo-user), only with NEWSFEED_DEV_MODE: anyone may ask."""
+    """A token for ?user=ID (default demo-user), with ?admin=true an admin one (the console's),
+    only with NEWSFEED_DEV_MODE: anyone may ask."""
     settings = services().settings
     if not settings.dev_mode or not settings.jwt_secret:
         abort(404)
-    user_id = request.args.get("user") or DEV_USER
-    return {"token": issue_token(settings, user_id), "user_id": user_id}
+    admin = request.args.get("admin") == "true"
+    user_id = request.args.get("user") or (DEV_ADMIN if admin else DEV_USER)
+    return {"token": issue_token(settings, user_id, admin=admin), "user_id": user_id}

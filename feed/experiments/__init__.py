@@ -23,6 +23,7 @@ from dataclasses import replace
 import redis
 
 from feed.exceptions import ExperimentConflict, ExperimentNotFound, WriteConflict
+from feed.experiments import exposures
 from feed.experiments.assignment import (
     BUCKETS,
     Assignment,
@@ -34,6 +35,7 @@ from feed.experiments.assignment import (
     dump_running,
     parse_running,
 )
+from feed.experiments.exposures import ExposureSeries
 from feed.experiments.results import CONFIDENCE, ExperimentResults, VariantResult, summarise
 from feed.storage import locks
 from feed.storage.connection import slot_eval
@@ -43,12 +45,14 @@ __all__ = [
     "Assignment",
     "Experiment",
     "ExperimentResults",
+    "ExposureSeries",
     "Variant",
     "VariantResult",
     "assign",
     "bucket",
     "counts",
     "create",
+    "exposure_series",
     "get",
     "list_all",
     "parse_running",
@@ -224,23 +228,27 @@ def _transition(r: redis.Redis, name: str, change: _Change) -> Experiment:
 # -- counters, kept at serve and event time
 
 
-def record_exposure(r: redis.Redis, assignment: Assignment, user_id: str) -> None:
-    """A feed page was served to an assigned user: pages += 1, and users += 1 the first time.
+def record_exposure(
+    r: redis.Redis, assignment: Assignment, user_id: str, now: float | None = None
+) -> None:
+    """A feed page was served to an assigned user: pages += 1, and users += 1 the first time,
+    in the totals and in this hour's counts (feed.experiments.exposures).
 
     One round trip; a second only on the user's first exposure to the experiment.
     """
-    counts = counts_key(assignment.experiment, user_id)
+    name, variant, now = assignment.experiment, assignment.variant, _now(now)
+    shard = _shard(user_id)
+    counts, hourly = COUNTS_KEY % (name, shard), exposures.HOURLY_KEY % (name, shard)
     pipe = r.pipeline(transaction=False)
-    slot_eval(
-        pipe,
-        _EXPOSE,
-        [USER_KEY % (user_id, assignment.experiment)],
-        [assignment.variant, USER_TTL_SECONDS],
-    )
-    pipe.hincrby(counts, f"{assignment.variant}:pages", 1)
-    first, _ = pipe.execute()
+    slot_eval(pipe, _EXPOSE, [USER_KEY % (user_id, name)], [variant, USER_TTL_SECONDS])
+    pipe.hincrby(counts, f"{variant}:pages", 1)
+    pipe.hincrby(hourly, exposures.field(now, variant, "pages"), 1)
+    first = pipe.execute()[0]
     if first:
-        r.hincrby(counts, f"{assignment.variant}:users", 1)
+        pipe = r.pipeline(transaction=False)
+        pipe.hincrby(counts, f"{variant}:users", 1)
+        pipe.hincrby(hourly, exposures.field(now, variant, "users"), 1)
+        pipe.execute()
 
 
 def record_events(
@@ -294,7 +302,11 @@ def record_events(
 
 def counts_key(name: str, user_id: str) -> str:
     """The counter shard a user's exposures and events are added to."""
-    return COUNTS_KEY % (name, zlib.crc32(user_id.encode()) % COUNT_SHARDS)
+    return COUNTS_KEY % (name, _shard(user_id))
+
+
+def _shard(user_id: str) -> int:
+    return zlib.crc32(user_id.encode()) % COUNT_SHARDS
 
 
 def counts(r: redis.Redis, name: str) -> dict[str, dict[str, int]]:
@@ -316,6 +328,14 @@ def counts(r: redis.Redis, name: str) -> dict[str, dict[str, int]]:
 def results(r: redis.Redis, name: str, confidence: float = CONFIDENCE) -> ExperimentResults:
     """Per-variant outcome and tests against the control, from the counters (no stream scan)."""
     return summarise(get(r, name), counts(r, name), confidence)
+
+
+def exposure_series(
+    r: redis.Redis, name: str, interval: str = "hour", now: float | None = None
+) -> ExposureSeries:
+    """Pages served and users first exposed per variant per hour or day, from the counts
+    kept at serve time (feed.experiments.exposures)."""
+    return exposures.series(r, get(r, name), COUNT_SHARDS, interval, now)
 
 
 def _dump(experiment: Experiment) -> str:

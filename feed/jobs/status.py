@@ -52,3 +52,34 @@ def failed_jobs(queue_redis: redis.Redis, limit: int = 20) -> list[FailedJob]:
             )
     found.sort(key=lambda j: j.ended_at.timestamp() if j.ended_at else 0.0, reverse=True)
     return found[:limit]
+
+
+@dataclass(frozen=True)
+class ActiveJob:
+    id: str
+    queue: str
+    state: str  # "started" (a worker runs it) or "queued"
+    description: str
+    enqueued_at: datetime | None
+    started_at: datetime | None
+
+
+def active_jobs(queue_redis: redis.Redis, limit: int = 20) -> list[ActiveJob]:
+    """The jobs running now, then the next ones to run (at most ``limit`` of each per queue),
+    in the order workers take them; read-only (no cleanup)."""
+    found: list[ActiveJob] = []
+    for state in ("started", "queued"):
+        for q in queues(queue_redis):
+            if state == "started":
+                ids = q.started_job_registry.get_job_ids(0, limit - 1, cleanup=False)
+            else:
+                ids = q.get_job_ids(0, limit)
+            jobs = Job.fetch_many(ids, connection=queue_redis, serializer=JSONSerializer)
+            found.extend(
+                ActiveJob(
+                    job.id, q.name, state, job.description or "", job.enqueued_at, job.started_at
+                )
+                for job in jobs
+                if job is not None
+            )
+    return found
