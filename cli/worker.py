@@ -23,6 +23,7 @@ from config import Settings
 from config.logs import logging_config
 from feed import jobs
 from feed.jobs import Runtime, open_queue, periodic, requeue, status
+from feed.jobs.training import BackgroundTraining
 from feed.jobs.worker import CONNECTION_ERRORS, NewsfeedWorker, RedisOutage
 from feed.services import build_services
 from feed.sources.polling import fetch_options
@@ -67,12 +68,14 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
         connection = open_queue(settings)
         queues = jobs.queues(runtime.queue_redis)
         requeuer = requeue.Requeuer(runtime.queue_redis, queues)
+        training = BackgroundTraining(jobs.train_job)
         ticker = periodic.Ticker(
             runtime.queue_redis,
             jobs.periodic_tasks(
                 runtime.queue_redis,
                 reindex_seconds=settings.reindex_interval_seconds,
                 poll_seconds=settings.source_poll_seconds,
+                training=training,
             ),
             # Every worker, every tick: the jobs of dead workers, and the retries now due.
             upkeep=(requeuer.scan, lambda: requeue.enqueue_due_retries(queues)),
@@ -86,6 +89,8 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
             _work(settings, runtime, connection, stopping, outage, burst=burst)
         finally:
             ticker.stop()
+            if training.running:
+                log.warning("stopped during a training of the learned ranker: abandoned")
             rq_log.removeFilter(outage)
             jobs.install(None)
             connection.close()

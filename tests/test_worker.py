@@ -4,6 +4,7 @@ starting and stopping a worker on its embedded Redis."""
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +28,10 @@ from feed import jobs
 from feed.corpus import articles
 from feed.corpus.articles import Article
 from feed.jobs import status
-from feed.model import versions
+from feed.model import learned_store, versions
+from feed.model import store as model_store
+from feed.model.reindex import fit_under_lock
+from feed.readers.events import STREAM_KEY
 from feed.services import Services
 from feed.storage.connection import open_redis
 from tests.conftest import TEST_SECRET
@@ -192,3 +196,54 @@ def test_a_worker_takes_jobs_again_after_its_redis_is_killed_and_restarted(tmp_p
         client.close()
     finally:
         server.stop()
+
+
+def clicked_pages(r: redis.Redis, ids: list[str], events: int) -> None:
+    """Store served pages of 20 impressions, a few clicked, until the stream holds ``events``
+    entries: the learned ranker's training data, as the events API writes it."""
+    rng = random.Random(7)
+    at = time.time() - 3600
+    pipe = r.pipeline(transaction=False)
+    written = page = 0
+    while written < events:
+        user, feed_id = f"reader-{rng.randrange(200)}", f"page-{page}"
+        for position, article_id in enumerate(rng.sample(ids, 20)):
+            for kind in ("impression", "click") if rng.random() < 0.08 else ("impression",):
+                entry = {"type": kind, "user": user, "article": article_id, "ts": f"{at:.3f}"}
+                pipe.xadd(STREAM_KEY, {**entry, "feed_id": feed_id, "position": str(position)})
+                written += 1
+        page, at = page + 1, at + 0.05
+        if len(pipe) >= 5000:
+            pipe.execute()
+    pipe.execute()
+
+
+def test_a_fit_a_write_asks_for_does_not_wait_for_a_training_of_the_learned_ranker(
+    redis_server, redis_client, tmp_path
+):
+    """The scheduled training reads the whole event stream (seconds to a minute): the worker's
+    only job loop must go on fitting what writes ask for meanwhile."""
+    cards = [article() for _ in range(200)]
+    articles.upsert(redis_client, [(i, Article.from_card(c, "")) for i, c in enumerate(cards)])
+    assert fit_under_lock(redis_client, live_window_days=30).result is not None
+    clicked_pages(redis_client, [c["id"] for c in cards], jobs.LEARNED_TRAIN_EVENTS)
+    log = tmp_path / "worker.log"
+    # The worker's first tick finds the training due (enough events, none trained yet).
+    with worker_process(redis_server.url, log, NEWSFEED_REINDEX_INTERVAL_SECONDS="0") as process:
+        eventually(
+            lambda: redis_client.exists(learned_store.LEASE_KEY), "the training started", log
+        )
+        articles.upsert(redis_client, [(0, Article.from_card(article(), ""))])
+        written = versions.read(redis_client).corpus
+        assert jobs.request_reindex(redis_client, written) is not None  # as a web process does
+
+        def covered() -> bool:
+            meta = model_store.current_meta(redis_client)
+            return meta is not None and meta.corpus_version >= written
+
+        eventually(covered, "the fit of the write", log, timeout=STARTUP_SECONDS)
+        assert learned_store.last_outcome(redis_client) is None, "fitted after the training"
+        eventually(
+            lambda: learned_store.last_outcome(redis_client) is not None, "the training", log
+        )
+        assert process.poll() is None

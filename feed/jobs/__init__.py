@@ -1,5 +1,5 @@
-"""Background work on RQ: refit the model, precompute first pages, poll RSS/Atom sources,
-train the learned ranker.
+"""Background work on RQ: refit the model, precompute first pages, poll RSS/Atom sources;
+and the learned ranker's scheduled training, which workers run beside their job loop.
 
 Web processes enqueue and never wait; `newsfeed worker` (cli/worker.py) runs the jobs. RQ
 hands a job only its own JSON arguments, so the job functions find their connections and the
@@ -25,6 +25,7 @@ from config import Settings
 from feed.exceptions import ServiceUnavailable
 from feed.jobs import precompute
 from feed.jobs.periodic import Periodic
+from feed.jobs.training import BackgroundTraining
 from feed.model import learning, versions
 from feed.model import store as model_store
 from feed.model.reindex import fit_under_lock
@@ -72,8 +73,6 @@ POLL_TIMEOUT_SECONDS = 30 * 60  # every due source, one after another, each unde
 LEARNED_TRAIN_SECONDS = 6 * 3600
 LEARNED_TRAIN_EVENTS = 100_000
 LEARNED_CHECK_SECONDS = 60.0
-TRAIN_TIMEOUT_SECONDS = 30 * 60  # a million impressions take well under a minute
-TRAIN_RESULT_TTL_SECONDS = 10 * 60  # most checks find nothing due: no need to keep them long
 
 # Attempts of a request whose two keys changed under it (another request, a fit starting):
 # each looks at them again, and one suffices unless fits start back to back.
@@ -241,29 +240,22 @@ def enqueue_poll(queue_redis: redis.Redis) -> Job:
     )
 
 
-def enqueue_train(queue_redis: redis.Redis) -> Job:
-    """A job that trains the learned ranker if it is due (train_job)."""
-    return queue(queue_redis).enqueue(
-        train_job,
-        job_timeout=TRAIN_TIMEOUT_SECONDS,
-        result_ttl=TRAIN_RESULT_TTL_SECONDS,
-        failure_ttl=FAILURE_TTL_SECONDS,
-        description="train the learned ranker if due",
-    )
-
-
 def periodic_tasks(
     queue_redis: redis.Redis,
     *,
     reindex_seconds: float,
     poll_seconds: float,
     learned_check_seconds: float = LEARNED_CHECK_SECONDS,
+    training: BackgroundTraining | None = None,
 ) -> list[Periodic]:
-    """What workers enqueue on a timer (an interval of 0 turns a task off)."""
+    """What workers do on a timer (an interval of 0 turns a task off): enqueue a forced fit and
+    a poll, and start the learned ranker's training if due, on ``training``'s thread rather
+    than as a job, which would hold the job loop, and the fits writes ask for, for its length."""
+    trainer = training if training is not None else BackgroundTraining(train_job)
     return [
         Periodic("reindex", reindex_seconds, lambda: enqueue_reindex(queue_redis, force=True)),
         Periodic("poll-sources", poll_seconds, lambda: enqueue_poll(queue_redis)),
-        Periodic("train-learned", learned_check_seconds, lambda: enqueue_train(queue_redis)),
+        Periodic("train-learned", learned_check_seconds, trainer.start),
     ]
 
 
@@ -301,7 +293,8 @@ def train_job(
     events_needed: int = LEARNED_TRAIN_EVENTS, every_seconds: float = LEARNED_TRAIN_SECONDS
 ) -> dict[str, Any]:
     """Train the learned ranker when due (feed.model.learning.due); the training's lease keeps
-    it to one worker at a time, and its gate decides whether the model is published."""
+    it to one worker at a time, and its gate decides whether the model is published. Workers
+    run it on a thread of their own (BackgroundTraining), never as a job."""
     rt = current()
     if not learning.due(
         rt.redis, events_needed=events_needed, every_seconds=every_seconds, now=time.time()
