@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from datetime import datetime
 
 import pytest
@@ -85,6 +86,22 @@ def test_a_published_model_reaches_the_feed_and_its_reasons(
     newest = max(datetime.fromisoformat(str(a["published_at"])) for a in learned_variant)
     assert published[0] == newest  # across every category, followed or not
     assert all(item["reason"].startswith("Latest in ") for item in items)
+
+
+def test_a_newly_published_model_replaces_cached_learned_feeds(
+    client, tokens, services, redis_client, learned_variant
+):
+    headers = tokens.user("reader-3")
+    first = feed(client, tokens, "reader-3", follows=("tech", "science"), limit=30)
+    assert first["variant"] == "learned"
+    cached = client.get("/v1/users/reader-3/feed?limit=30", headers=headers)
+    assert cached.headers["X-Feed-Cache"] == "hit"
+
+    learned_store.publish(redis_client, freshness_only())
+    time.sleep(0.05)  # past the test settings' model poll interval (0.02 s)
+    served = client.get("/v1/users/reader-3/feed?limit=30", headers=headers)
+    assert served.headers["X-Feed-Cache"] == "miss"
+    assert all(item["reason"].startswith("Latest in ") for item in served.json["items"])
 
 
 def test_every_process_picks_up_a_new_version_and_ignores_unreadable_ones(redis_client):

@@ -37,6 +37,9 @@ BUILD_WAIT_SECONDS = 5.0
 # A model fitted from a snapshot still holds articles deleted shortly before the snapshot
 # was read; this margin covers the read itself.
 DELETE_MARGIN_SECONDS = 60.0
+# Between a variant and its learned model's version in a cached list's inputs: no experiment
+# or variant name holds it.
+LEARNED_VERSION_MARK = "#"
 
 REASONS = {
     "follow": "Because you follow {}",
@@ -117,6 +120,7 @@ class FeedService:
             self._redis, cache.rendered_key(user_id), self._variants.running_key
         )
         variant = self._variants.assign(raw_running, user_id)
+        served_by = self._served_by(variant.key)
         if cursor is not None:
             decoded = self._codec.decode(user_id, cursor)
             body = self._next_page(user_id, limit, decoded)
@@ -128,10 +132,10 @@ class FeedService:
                 rendered.model,
                 rendered.variant,
                 rendered.limit,
-            ) == (current.corpus, current.model, variant.key, limit):
+            ) == (current.corpus, current.model, served_by, limit):
                 page = self._serve(rendered.body, True, variant.label)
             else:
-                body, hit = self._first_page(user_id, limit, current, variant.key)
+                body, hit = self._first_page(user_id, limit, current, served_by)
                 page = self._serve(body, hit, variant.label)
         if warm:
             return page
@@ -139,6 +143,16 @@ class FeedService:
         if not page.cache_hit:  # misses only: a hit stays one round trip
             activity.touch(self._redis, [user_id], self._clock())
         return page
+
+    def _served_by(self, variant: str) -> str:
+        """What a cached list records as its ranker: the variant, and for a learned ranker the
+        learned model's version too, so a newly published model replaces cached feeds as a new
+        TF-IDF model does."""
+        if self._learned is None or not uses_learned(self._variants.ranker(variant)):
+            return variant
+        self._learned.current()  # refreshes the copy in hand at most every poll interval
+        held = self._learned.held
+        return f"{variant}{LEARNED_VERSION_MARK}{held.version if held else 0}"
 
     def _serve(self, body: bytes, hit: bool, label: bytes) -> FeedPage:
         """Prefix the stored body with this response's id and the experiment that served it."""
@@ -233,7 +247,7 @@ class FeedService:
         started = time.perf_counter()
         # The model with the articles written since its fit: a new one ranks at once.
         loaded = self._keeper.model_at(wanted.model, wanted.corpus)
-        ranker = self._variants.ranker(wanted.variant)
+        ranker = self._variants.ranker(wanted.variant.partition(LEARNED_VERSION_MARK)[0])
         pipe = self._redis.pipeline(transaction=False)
         subscriptions.queue_members(pipe, user_id)
         history.queue_read(pipe, user_id)
