@@ -182,7 +182,13 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     with (
         feed_server() as feeds,
         serve(
-            tmp_path, None, args=["--demo"], workers=1, NEWSFEED_FETCH_ALLOW=feeds.netloc
+            tmp_path,
+            None,
+            args=["--demo"],
+            workers=1,
+            NEWSFEED_FETCH_ALLOW=feeds.netloc,
+            # Sources are polled only when a test says so: their state is the test's.
+            NEWSFEED_SOURCE_POLL_SECONDS="0",
         ) as live,
     ):
         live.wait_ready(timeout=120)
