@@ -14,9 +14,13 @@ from recommender.ranker import (
     ReasonKind,
     allowed_rows,
     decay_of,
+    freshness_parts,
     latest_of,
     top_rows,
 )
+
+# Freshness only breaks ties among equal click-through rates: this small, it never outweighs one.
+FRESHNESS_TIEBREAK = 1e-6
 
 
 def _followed_rows(model: CorpusModel, request: RankRequest) -> NDArray[np.bool_] | None:
@@ -48,7 +52,7 @@ class LatestRanker:
         allowed = allowed_rows(model, request)
         followed = _followed_rows(model, request)
         if followed is None:
-            return latest_of(model, decay, allowed, request.size)
+            return latest_of(model, decay, allowed, request.size, request.explain)
         mask = followed if allowed is None else followed & allowed
         return [
             Ranked(
@@ -56,6 +60,7 @@ class LatestRanker:
                 float(decay[row]),
                 "follow",
                 _reason_category(model, request, row),
+                parts=freshness_parts(decay, row) if request.explain else (),
             )
             for row in top_rows(model.published, mask, request.size)
         ]
@@ -87,7 +92,8 @@ class PopularRanker:
                 clicks[row], shown[row] = c, i
         prior = self.prior_strength
         ctr = (clicks + prior * self.prior_ctr) / (shown + prior)
-        score = ctr + 1e-6 * decay_of(model, request.now, self.half_life_hours)
+        tiebreak = FRESHNESS_TIEBREAK * decay_of(model, request.now, self.half_life_hours)
+        score = ctr + tiebreak
         allowed = allowed_rows(model, request)
         followed = _followed_rows(model, request)
         mask = np.ones(model.size, dtype=np.bool_) if followed is None else followed
@@ -96,7 +102,16 @@ class PopularRanker:
         kind: ReasonKind = "latest" if followed is None else "follow"
         return [
             Ranked(
-                str(model.ids[row]), float(score[row]), kind, _reason_category(model, request, row)
+                str(model.ids[row]),
+                float(score[row]),
+                kind,
+                _reason_category(model, request, row),
+                parts=(("ctr", float(ctr[row])), ("freshness", float(tiebreak[row])))
+                if request.explain
+                else (),
+                factors=(("clicks", float(clicks[row])), ("impressions", float(shown[row])))
+                if request.explain
+                else (),
             )
             for row in top_rows(score, mask, request.size)
         ]

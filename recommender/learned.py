@@ -21,6 +21,7 @@ from recommender.features import (
 from recommender.linear import LinearModel
 from recommender.model import CorpusModel
 from recommender.ranker import (
+    Part,
     Ranked,
     RankRequest,
     ReasonKind,
@@ -114,7 +115,7 @@ class LearnedRanker:
             order = _merge(
                 score, top_rows(score, inside, size), top_rows(score, outside, wanted), size, share
             )
-        return self._explain(model, reader, rows, order, matrix, score, learned)
+        return self._explain(model, reader, rows, order, matrix, score, learned, request.explain)
 
     @staticmethod
     def _add_history(
@@ -167,10 +168,11 @@ class LearnedRanker:
         matrix: NDArray[np.float64],
         score: NDArray[np.float64],
         learned: LinearModel,
+        explain: bool = False,
     ) -> list[Ranked]:
         if not order:
             return []
-        slope, _ = learned.slopes(FEATURES)
+        slope, offset = learned.slopes(FEATURES)
         means = dict(zip(learned.features, learned.mean, strict=True))
         centre = np.array([means.get(name, 0.0) for name in FEATURES])
         contribution = (matrix[order] - centre) * slope
@@ -205,18 +207,35 @@ class LearnedRanker:
             categories = np.where(follows, cols[best.argmax(axis=1)], categories)
         ids = model.ids[chosen].tolist()
         values = score[order].tolist()
+        explained = self._parts(contribution, offset + float(centre @ slope), explain)
         ranked = []
         for k, row in enumerate(model_rows):
             kind = GROUPS[int(moved[k])]
             category = model.slugs[int(categories[k])]
             if kind == "follow" and not inside[k]:
                 kind = "related"
+            parts = explained[k] if explained else ()
             if kind == "read" and row in because:
-                ranked.append(Ranked(str(ids[k]), values[k], "read", category, because[row]))
+                ranked.append(Ranked(str(ids[k]), values[k], "read", category, because[row], parts))
             else:  # a read pull without a read to name: "Like articles you read in X"
                 shown: ReasonKind = "history" if kind == "read" else kind
-                ranked.append(Ranked(str(ids[k]), values[k], shown, category))
+                ranked.append(Ranked(str(ids[k]), values[k], shown, category, parts=parts))
         return ranked
+
+    @staticmethod
+    def _parts(
+        contribution: NDArray[np.float64], baseline: float, explain: bool
+    ) -> list[tuple[Part, ...]]:
+        """Per item, the logit as the contributions that also pick its reason, plus the
+        logit of an average article: ``coef × (x − mean) / scale`` per feature the model
+        weighs, and ``baseline``; they sum to the score."""
+        if not explain:
+            return []
+        used = [j for j in range(len(FEATURES)) if np.any(contribution[:, j])]
+        return [
+            (("baseline", baseline), *((FEATURES[j], float(row[j])) for j in used))
+            for row in contribution
+        ]
 
 
 def _merge(

@@ -32,6 +32,13 @@ class RankRequest:
     # The learned ranker's published model (recommender.learned); None: none is published,
     # and that ranker ranks as tfidf. Other rankers ignore it.
     learned: LinearModel | None = None
+    # Fill each Ranked's ``parts`` and ``factors`` (the feed inspector); off on the serving
+    # path, which then computes nothing extra.
+    explain: bool = False
+
+
+# One named number of an explanation: (name, value).
+Part = tuple[str, float]
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,10 @@ class Ranked:
     reason: ReasonKind
     category: str  # the category the reason names
     because: str = ""  # reason "read": the id of the read article this one resembles most
+    # With RankRequest.explain: the addends of ``score`` as the ranker computed them (they sum
+    # to it), and the multipliers or inputs behind them that are not addends (freshness, ...).
+    parts: tuple[Part, ...] = ()
+    factors: tuple[Part, ...] = ()
 
 
 class Ranker(Protocol):
@@ -92,13 +103,25 @@ def latest_of(
     decay: NDArray[np.float64],
     allowed: NDArray[np.bool_] | None,
     size: int,
+    explain: bool = False,
 ) -> list[Ranked]:
     """Newest first across all categories: the feed of someone who follows nothing yet."""
     mask = np.ones(model.size, dtype=np.bool_) if allowed is None else allowed
     return [
-        Ranked(str(model.ids[row]), float(decay[row]), "latest", primary_category(model, row))
+        Ranked(
+            str(model.ids[row]),
+            float(decay[row]),
+            "latest",
+            primary_category(model, row),
+            parts=freshness_parts(decay, row) if explain else (),
+        )
         for row in top_rows(model.published, mask, size)
     ]
+
+
+def freshness_parts(decay: NDArray[np.float64], row: int) -> tuple[Part, ...]:
+    """The explanation of a score that is the freshness alone."""
+    return (("freshness", float(decay[row])),)
 
 
 def candidate_scores(candidates: Sequence[str], ranked: Sequence[Ranked]) -> NDArray[np.float64]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -116,7 +116,9 @@ class TfidfRanker:
             inside_reason = "history"
         if not cols:
             decay_all = decay_of(model, request.now, self.half_life_hours)
-            return latest_of(model, decay_all, allowed_rows(model, request), request.size)
+            return latest_of(
+                model, decay_all, allowed_rows(model, request), request.size, request.explain
+            )
 
         members = pool.take(model.members)[:, cols]
         norm = math.sqrt(max(float(model.gram[np.ix_(cols, cols)].sum()), 1e-12))
@@ -159,13 +161,31 @@ class TfidfRanker:
             zip(order, model.ids[rows].tolist(), score[order].tolist(), strict=True)
         ):
             if not followed[j]:
-                ranked.append(Ranked(article_id, value, "related", names[best_any[k]]))
+                item = Ranked(article_id, value, "related", names[best_any[k]])
             elif j in because:
-                ranked.append(
-                    Ranked(article_id, value, "read", names[best_followed[k]], because[j])
-                )
+                item = Ranked(article_id, value, "read", names[best_followed[k]], because[j])
             else:
-                ranked.append(Ranked(article_id, value, inside_reason, names[best_followed[k]]))
+                item = Ranked(article_id, value, inside_reason, names[best_followed[k]])
+            ranked.append(item)
+        if request.explain:
+            ranked = [
+                replace(
+                    item,
+                    # The addends of ``score`` above, each from the array that made it.
+                    parts=(
+                        ("follow_similarity", float(similarity[j] * decay[j])),
+                        ("follow_bonus", float(self.follow_weight * followed[j] * decay[j])),
+                        ("history", float(history_part[j])),
+                    ),
+                    factors=(
+                        ("similarity", float(similarity[j])),
+                        ("freshness", float(decay[j])),
+                        ("history_freshness", float(slow_decay[j])),
+                        ("outside_follows", float(not followed[j])),
+                    ),
+                )
+                for item, j in zip(ranked, order, strict=True)
+            ]
         return ranked
 
     def _history_part(
