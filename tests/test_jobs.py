@@ -414,3 +414,22 @@ def test_the_queue_refuses_a_cluster():
 def test_jobs_outside_a_worker_say_so():
     with pytest.raises(RuntimeError, match="newsfeed worker"):
         jobs.poll_job()
+
+
+def test_precompute_gives_way_to_a_fit_a_write_asked_for(web, tokens, runtime, redis_client):
+    write(web, tokens.admin(), count=5, categories=["tech"])
+    settle()
+    work(runtime.queue_redis)
+    wait_for_model(web)
+    readers = ["alice", "bob"]
+    for name in readers:
+        web.put(f"/v1/users/{name}/categories/tech", headers=tokens.user(name))
+    model = versions.read(redis_client).model
+    write(web, tokens.admin(), count=1, categories=["tech"])  # the keeper asks for a fit
+    settle()
+    assert [j.func_name for j in queued(runtime.queue_redis)] == ["feed.jobs.reindex_job"]
+    # The worker's precompute for the model about to be replaced stops: the fit goes first.
+    outcome = jobs.precompute_job(model, readers)
+    assert (outcome["built"], outcome["superseded"]) == (0, 2)
+    work(runtime.queue_redis)
+    assert wait_for_model(web)["model_version"] == model + 1

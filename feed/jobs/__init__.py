@@ -310,8 +310,18 @@ def train_job(
 
 
 def precompute_job(model_version: int, user_ids: Sequence[str]) -> dict[str, Any]:
+    """Build first pages for ``model_version``, giving way to a fit a write asked for."""
     rt = current()
-    return asdict(precompute.build(rt.redis, rt.feed, model_version, user_ids))
+    return asdict(
+        precompute.build(
+            rt.redis, rt.feed, model_version, user_ids, lambda: fit_requested(rt.queue_redis)
+        )
+    )
+
+
+def fit_requested(queue_redis: redis.Redis) -> bool:
+    """Whether a fit was asked for and has not started (request_reindex's pending flag)."""
+    return bool(queue_redis.exists(REINDEX_PENDING_KEY))
 
 
 def poll_job() -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -23,7 +23,7 @@ PAGE_LIMIT = 20
 class Outcome:
     built: int  # first pages built
     current: int  # readers whose first page was already current
-    superseded: int = 0  # readers left out: a newer model was published meanwhile
+    superseded: int = 0  # readers left out: a newer model was published or asked for meanwhile
 
 
 def chunks(r: redis.Redis, *, since: float, limit: int) -> list[list[str]]:
@@ -33,13 +33,20 @@ def chunks(r: redis.Redis, *, since: float, limit: int) -> list[list[str]]:
 
 
 def build(
-    r: redis.Redis, feed: FeedService, model_version: int, user_ids: Sequence[str]
+    r: redis.Redis,
+    feed: FeedService,
+    model_version: int,
+    user_ids: Sequence[str],
+    fit_waiting: Callable[[], bool] = lambda: False,
 ) -> Outcome:
     """Build each reader's first page through the feed service, as their next request would,
-    so that request is a cache hit; stop once a newer model makes these builds moot."""
+    so that request is a cache hit; stop once a newer model makes these builds moot, or once
+    ``fit_waiting`` says a write asked for one: a worker busy building pages for a model about
+    to be replaced would hold that fit back by the rest of the chunk (seconds to tens of
+    seconds), and the fit precomputes for its own model."""
     built = fresh = 0
     for done, user_id in enumerate(user_ids):
-        if versions.read(r).model != model_version:
+        if versions.read(r).model != model_version or fit_waiting():
             return Outcome(built, fresh, superseded=len(user_ids) - done)
         if feed.page(user_id, PAGE_LIMIT, warm=True).cache_hit:
             fresh += 1
