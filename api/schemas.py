@@ -15,6 +15,7 @@ from feed.corpus.ingest import MAX_BATCH
 from feed.ids import ID_PATTERN, ID_RULE, SLUG_PATTERN, SLUG_RULE
 from feed.readers.events import KINDS, Event, EventRejection
 from feed.readers.events import MAX_BATCH as MAX_EVENTS
+from recommender.registry import RANKERS
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -302,6 +303,44 @@ class FeedQuerySchema(StrictSchema):
             "description": "next_cursor from the previous page, unchanged; empty: the first page"
         },
     )
+    explain = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": (
+                "Admins: the first page of any reader ranked afresh, each item with `explain` "
+                "(its score's parts); never cached or recorded as an exposure. A reader's "
+                "token gets 403; with a cursor, 400"
+            )
+        },
+    )
+    ranker = fields.String(
+        validate=validate.OneOf(sorted(RANKERS)),
+        metadata={
+            "description": (
+                "Only with explain=true (else 400): rank with this ranker (defaults) instead "
+                "of the one serving the reader, to compare"
+            )
+        },
+    )
+
+
+class ExplainPartSchema(StrictSchema):
+    name = fields.String(required=True, metadata={"example": "follow_similarity"})
+    value = fields.Float(required=True)
+
+
+class ExplainSchema(StrictSchema):
+    total = fields.Float(required=True, metadata={"description": "The unrounded score"})
+    parts = fields.List(
+        fields.Nested(ExplainPartSchema),
+        required=True,
+        metadata={"description": "What the ranker added up to the score: they sum to total"},
+    )
+    factors = fields.List(
+        fields.Nested(ExplainPartSchema),
+        required=True,
+        metadata={"description": "Inputs behind the parts that are not addends (freshness, ...)"},
+    )
 
 
 # The feed is rendered as bytes (feed/serving/service.py), not dumped: `required` documents that
@@ -316,6 +355,7 @@ class FeedItemSchema(StrictSchema):
     source = fields.String(required=True, allow_none=True)
     score = fields.Float(required=True)
     reason = fields.String(required=True, metadata={"example": "Because you follow Syria"})
+    explain = fields.Nested(ExplainSchema, metadata={"description": "Only with explain=true"})
 
 
 class FeedSchema(StrictSchema):
@@ -332,6 +372,8 @@ class FeedSchema(StrictSchema):
     next_cursor = fields.String(
         required=True, allow_none=True, metadata={"description": "null on the last page"}
     )
+    ranker = fields.String(metadata={"description": "Only with explain=true: the ranker used"})
+    model_version = fields.Integer(metadata={"description": "Only with explain=true"})
 
 
 class EventInSchema(StrictSchema):

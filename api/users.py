@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from typing import Any
 
-from flask import Response, request
+from flask import Response, jsonify, request
 from flask.views import MethodView
+from flask_smorest import abort
 
-from api.auth import BEARER, self_only
+from api.auth import BEARER, admin_only, current_claims, self_only
 from api.blueprint import Blueprint
+from api.errors import ErrorSchema
+from api.explain_schemas import ReaderQuerySchema, ReaderSchema
 from api.extensions import services
 from api.schemas import (
     SLUG_PARAM,
@@ -18,7 +22,8 @@ from api.schemas import (
     FeedSchema,
     SubscriptionsSchema,
 )
-from feed.ids import check_slug
+from feed.ids import check_id, check_slug
+from recommender.registry import make_ranker
 
 blp = Blueprint(
     "users", __name__, url_prefix="/v1/users/<user_id>", description="Follows and feeds"
@@ -90,7 +95,6 @@ def page_etag(body: bytes, feed_id: str) -> str:
 
 @blp.route("/feed", parameters=[USER_ID_PARAM])
 class Feed(MethodView):
-    @self_only
     @blp.doc(operationId="getFeed", security=BEARER)
     @blp.arguments(FEED_QUERY, location="query")
     @blp.response(200, FeedSchema, headers=FEED_HEADERS)
@@ -102,8 +106,33 @@ class Feed(MethodView):
         ),
         headers=FEED_HEADERS,
     )
+    @blp.alt_response(
+        400,
+        schema=ErrorSchema,
+        description="ranker without explain=true, or explain=true with a cursor",
+    )
+    @blp.alt_response(
+        403,
+        schema=ErrorSchema,
+        description=(
+            "The token is another reader's, or a reader's asking explain=true (admins only)"
+        ),
+    )
     def get(self, query: dict[str, Any], user_id: str) -> Response:
         """This user's ranked feed, one page; follow next_cursor for the next"""
+        # Not @self_only: an admin may inspect any reader's feed, and only with explain=true.
+        claims = current_claims()
+        check_id(user_id, "user id")
+        if query["explain"]:
+            if not claims.admin:
+                abort(403, message="explain=true needs a token with the 'admin' claim")
+            if query.get("cursor"):
+                abort(400, message="explain=true shows the first page only: drop the cursor")
+            return explained_feed(user_id, query)
+        if "ranker" in query:
+            abort(400, message="ranker needs explain=true")
+        if claims.sub != user_id:
+            abort(403, message=f"this token may only access /v1/users/{claims.sub}/...")
         # An empty cursor is the first page: clients build `?cursor=` from a null next_cursor.
         page = services().feed.page(user_id, query["limit"], query.get("cursor") or None)
         etag = page_etag(page.body, page.feed_id)
@@ -117,3 +146,33 @@ class Feed(MethodView):
             response = Response(page.body, mimetype="application/json", headers=headers)
         response.set_etag(etag)
         return response
+
+
+def explained_feed(user_id: str, query: dict[str, Any]) -> Response:
+    """The feed inspector's page: ranked afresh with each item's parts, never cached."""
+    ranker = make_ranker(query["ranker"]) if "ranker" in query else None
+    page = services().feed.explain(user_id, query["limit"], ranker)
+    response = jsonify(
+        {
+            "feed_id": uuid.uuid4().hex,  # joins nothing: no exposure was recorded
+            "experiment": page.experiment,
+            "variant": page.variant,
+            "ranker": page.ranker,
+            "model_version": page.model_version,
+            "items": page.items,
+            "next_cursor": None,
+        }
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blp.route("/profile", parameters=[USER_ID_PARAM])
+class Reader(MethodView):
+    @admin_only
+    @blp.doc(operationId="getReaderProfile", security=BEARER)
+    @blp.arguments(ReaderQuerySchema, location="query")
+    @blp.response(200, ReaderSchema)
+    def get(self, query: dict[str, int], user_id: str) -> dict[str, Any]:
+        """A reader's follows and last reads, for the feed inspector (admin)"""
+        return services().feed.reader(check_id(user_id, "user id"), query["reads"])

@@ -8,6 +8,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
@@ -23,7 +25,7 @@ from feed.serving import cache
 from feed.serving.cache import Entry, Header, Inputs, RenderedPage
 from feed.serving.cursor import Cursor, CursorCodec
 from feed.serving.variants import Variants
-from recommender.ranker import Ranked, RankRequest
+from recommender.ranker import Ranked, Ranker, RankRequest
 from recommender.registry import uses_learned, uses_popularity
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,17 @@ REASONS = {
 }
 # Titles in reasons are cut to fit a line on a phone.
 REASON_TITLE_CHARS = 80
+
+
+@dataclass(frozen=True)
+class Explained:
+    """A first page with each item's explanation (see FeedService.explain)."""
+
+    ranker: str
+    experiment: str | None
+    variant: str | None
+    model_version: int
+    items: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -248,37 +261,14 @@ class FeedService:
         # The model with the articles written since its fit: a new one ranks at once.
         loaded = self._keeper.model_at(wanted.model, wanted.corpus)
         ranker = self._variants.ranker(wanted.variant.partition(LEARNED_VERSION_MARK)[0])
-        pipe = self._redis.pipeline(transaction=False)
-        subscriptions.queue_members(pipe, user_id)
-        history.queue_read(pipe, user_id)
-        articles.queue_deleted_since(pipe, loaded.meta.snapshot_at - DELETE_MARGIN_SECONDS)
-        categories.queue_names(pipe)
-        raw_followed, raw_read, raw_hidden, raw_deleted, raw_names = pipe.execute()
-        now = self._clock()
-        read = tuple((article_id.decode(), when) for article_id, when in raw_read)
-        # Documented rule: what the reader hid, clicked or read leaves their feed.
-        exclude = {i.decode() for i in (*raw_hidden, *raw_deleted)} | {a for a, _ in read}
-        popularity = self._popularity.recent(now) if uses_popularity(ranker) else {}
-        learned = self._learned.current() if self._learned and uses_learned(ranker) else None
-        ranked = ranker.rank(
-            loaded.model,
-            RankRequest(
-                followed=tuple(sorted(m.decode() for m in raw_followed)),
-                now=now,
-                size=self._feed_size,
-                exclude=frozenset(exclude),
-                history=read,
-                popularity=popularity,
-                learned=learned,
-            ),
-        )
-        names = {k.decode(): v.decode() for k, v in raw_names.items()}
+        request, names = self._request(user_id, ranker, loaded.meta.snapshot_at)
+        ranked = ranker.rank(loaded.model, request)
         titles = articles.titles(self._redis, (r.because for r in ranked if r.because))
         entries = [Entry.of(r.id, r.score, _reason(r, names, titles)) for r in ranked]
         header = Header(
             cache.new_build_id(),
             Inputs(wanted.corpus, loaded.meta.version, wanted.user, wanted.variant),
-            now,
+            request.now,
         )
         self.builds += 1
         # Only a build from the current model may become the list (a newer one is published),
@@ -301,6 +291,99 @@ class FeedService:
         if self._on_build is not None:
             self._on_build(time.perf_counter() - started)
         return header, entries, current
+
+    def _request(
+        self, user_id: str, ranker: Ranker, snapshot_at: float, explain: bool = False
+    ) -> tuple[RankRequest, dict[str, str]]:
+        """What a build ranks for this reader (one round trip, plus the popularity or learned
+        model the ranker reads), and the category names its reasons use. The feed and its
+        explanation share it, so the inspector sees exactly what the feed ranked."""
+        pipe = self._redis.pipeline(transaction=False)
+        subscriptions.queue_members(pipe, user_id)
+        history.queue_read(pipe, user_id)
+        articles.queue_deleted_since(pipe, snapshot_at - DELETE_MARGIN_SECONDS)
+        categories.queue_names(pipe)
+        raw_followed, raw_read, raw_hidden, raw_deleted, raw_names = pipe.execute()
+        now = self._clock()
+        read = tuple((article_id.decode(), when) for article_id, when in raw_read)
+        # Documented rule: what the reader hid, clicked or read leaves their feed.
+        exclude = {i.decode() for i in (*raw_hidden, *raw_deleted)} | {a for a, _ in read}
+        popularity = self._popularity.recent(now) if uses_popularity(ranker) else {}
+        learned = self._learned.current() if self._learned and uses_learned(ranker) else None
+        request = RankRequest(
+            followed=tuple(sorted(m.decode() for m in raw_followed)),
+            now=now,
+            size=self._feed_size,
+            exclude=frozenset(exclude),
+            history=read,
+            popularity=popularity,
+            learned=learned,
+            explain=explain,
+        )
+        return request, {k.decode(): v.decode() for k, v in raw_names.items()}
+
+    def explain(self, user_id: str, limit: int, ranker: Ranker | None = None) -> Explained:
+        """The reader's first page ranked afresh, each item with the parts of its score: the
+        feed inspector's view (admins). ``ranker``: another than the one the reader is served
+        by. Nothing is cached, and no exposure or activity recorded: the reader saw nothing."""
+        current, (raw_running,) = versions.read_with(self._redis, self._variants.running_key)
+        variant = self._variants.assign(raw_running, user_id)
+        experiment = variant.assignment
+        if ranker is None:
+            ranker = self._variants.ranker(variant.key)
+        else:
+            experiment = None
+        loaded = self._keeper.model_at(current.model, current.corpus)
+        request, names = self._request(user_id, ranker, loaded.meta.snapshot_at, explain=True)
+        ranked = ranker.rank(loaded.model, request)
+        titles = articles.titles(self._redis, (r.because for r in ranked if r.because))
+        pipe = self._redis.pipeline(transaction=False)
+        ids = [r.id for r in ranked]
+        if ids:
+            articles.queue_raw_cards(pipe, ids)
+            history.queue_hidden_among(pipe, user_id, ids)
+        cards, hidden = pipe.execute() if ids else ([], [])
+        items: list[dict[str, Any]] = []
+        for item, card, hid in zip(ranked, cards, hidden, strict=True):
+            if len(items) == limit:
+                break
+            if card is None or hid is not None:  # as the page skips them (see _render)
+                continue
+            items.append(
+                {
+                    **json.loads(card),
+                    "score": round(item.score, 6),
+                    "reason": _reason(item, names, titles),
+                    "explain": {
+                        "total": item.score,
+                        "parts": [{"name": n, "value": v} for n, v in item.parts],
+                        "factors": [{"name": n, "value": v} for n, v in item.factors],
+                    },
+                }
+            )
+        return Explained(
+            ranker=ranker.name,
+            experiment=experiment.experiment if experiment else None,
+            variant=experiment.variant if experiment else None,
+            model_version=loaded.meta.version,
+            items=items,
+        )
+
+    def reader(self, user_id: str, reads: int) -> dict[str, Any]:
+        """What the inspector shows of a reader: their follows and last ``reads`` reads (or
+        clicks), newest first, with titles where the article still exists."""
+        pipe = self._redis.pipeline(transaction=False)
+        subscriptions.queue_members(pipe, user_id)
+        history.queue_read(pipe, user_id)
+        raw_followed, raw_read, _ = pipe.execute()
+        recent = [(a.decode(), when) for a, when in raw_read[:reads]]
+        titles = articles.titles(self._redis, (a for a, _ in recent))
+        return {
+            "user_id": user_id,
+            "categories": sorted(m.decode() for m in raw_followed),
+            "reads": [{"id": a, "title": titles.get(a), "at": _iso(when)} for a, when in recent],
+            "reads_total": len(raw_read),
+        }
 
     def _render(
         self, user_id: str, build_id: str, offset: int, entries: list[Entry], limit: int
@@ -340,3 +423,7 @@ def _reason(ranked: Ranked, names: dict[str, str], titles: dict[str, str]) -> st
     # A read since deleted still says what moved the item: the reading, in its category.
     kind = "history" if ranked.reason == "read" else ranked.reason
     return REASONS[kind].format(names.get(ranked.category, ranked.category))
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
