@@ -35,6 +35,9 @@ CONSOLE_ENDPOINTS = [
     ("GET", "/v1/model"),
     ("GET", "/v1/jobs"),
     ("POST", "/v1/jobs/reindex"),
+    ("GET", "/v1/users/reader/profile"),
+    ("GET", "/v1/users/reader/feed?explain=true"),
+    ("GET", "/v1/users/reader/feed?explain=true&ranker=latest"),
 ]
 
 

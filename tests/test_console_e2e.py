@@ -532,6 +532,75 @@ def test_model_and_jobs_show_the_model_and_reindex_now_queues_a_fit(driver, cons
         time.sleep(0.2)
 
 
+def test_the_feed_inspector_explains_a_readers_page_under_two_rankers(driver, console) -> None:
+    # A simulated reader served by tfidf who clicked: their reading is one of the parts.
+    def served_by_tfidf(n: int) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+        user = f"sim-{n}"
+        profile = console.api("GET", f"/v1/users/{user}/profile")
+        if not profile["reads_total"]:
+            return None
+        page = console.api("GET", f"/v1/users/{user}/feed?explain=true&limit=10")
+        return (user, profile, page) if page["ranker"] == "tfidf" else None
+
+    reader, profile, served = next(
+        found for found in map(served_by_tfidf, range(READERS)) if found is not None
+    )
+    assert any(
+        part["name"] == "history" and part["value"] > 0
+        for item in served["items"]
+        for part in item["explain"]["parts"]
+    )
+    latest = console.api("GET", f"/v1/users/{reader}/feed?explain=true&limit=10&ranker=latest")
+    before = console.api("GET", f"/v1/experiments/{served['experiment']}/results")
+
+    open_console(driver, console, "inspector")
+    field = wait(
+        driver,
+        lambda d: (
+            d.find_element("id", "inspect-user").is_displayed()
+            and d.find_elements("css selector", "#inspect-right option[value=latest]")
+            and d.find_element("id", "inspect-user")
+        ),
+    )
+    field.click()
+    field.send_keys(reader)
+    driver.find_element("id", "inspect-right").send_keys("latest")  # type-ahead, as a keyboard
+    field.send_keys(Keys.ENTER)
+    wait(driver, lambda d: len(d.find_elements("css selector", "#right-items li.item")) == 10)
+    assert driver.find_element("id", "inspect-right").get_attribute("value") == "latest"
+    assert driver.current_url.endswith(f"#inspector/{reader}")
+
+    facts = dict(
+        zip(
+            [e.text for e in driver.find_elements("css selector", "#reader-facts dt")],
+            [e.text for e in driver.find_elements("css selector", "#reader-facts dd")],
+            strict=True,
+        )
+    )
+    assert facts["Follows"] == ", ".join(profile["categories"])
+    reads = driver.find_elements("css selector", "#reader-reads li")
+    assert reads[0].text.startswith(profile["reads"][0]["title"])
+    for side, page in (("left", served), ("right", latest)):
+        titles = [e.text for e in driver.find_elements("css selector", f"#{side}-items .title")]
+        assert titles == [item["title"] for item in page["items"]]
+        reasons = [e.text for e in driver.find_elements("css selector", f"#{side}-items .reason")]
+        assert reasons == [item["reason"] for item in page["items"]]
+        first = rows(driver, f"#{side}-items li.item:first-child table.parts")
+        assert [cells[1] for cells in first] == [
+            f"{part['value']:.4f}" for part in page["items"][0]["explain"]["parts"]
+        ]
+    assert f"experiment {served['experiment']}" in text(driver, "#left-meta")
+    assert text(driver, "#right-heading") == "Ranker latest"
+    screenshot(
+        driver,
+        "console-inspector",
+        ready=lambda d: len(d.find_elements("css selector", "#left-items li.item")) == 10,
+    )
+    # Inspecting served the reader nothing: their experiment counted no page for it.
+    after = console.api("GET", f"/v1/experiments/{served['experiment']}/results")
+    assert [v["pages"] for v in after["variants"]] == [v["pages"] for v in before["variants"]]
+
+
 def test_the_console_asks_for_a_token_and_refuses_a_readers(driver, console) -> None:
     open_console(driver, console)
     driver.find_element("id", "sign-out").click()
@@ -564,6 +633,8 @@ def test_a_reader_token_gets_403_from_the_live_console_endpoints(console) -> Non
         ("GET", "/v1/model"),
         ("GET", "/v1/jobs"),
         ("POST", "/v1/jobs/reindex"),
+        ("GET", "/v1/users/curious-reader/profile"),
+        ("GET", "/v1/users/curious-reader/feed?explain=true"),
     ):
         reply = console.live.call(method, path, headers=reader)
         assert reply.status == 403 and reply.body["error"]["code"] == "forbidden", (

@@ -5,7 +5,8 @@
 "use strict";
 
 const TOKEN_KEY = "newsfeed.console.token";
-const VIEWS = ["experiments", "sources", "system"];
+const VIEWS = ["experiments", "sources", "system", "inspector"];
+const INSPECT_READS = 10;
 const STOP_CONFIRM_MS = 5000;
 const REINDEX_RECHECK_MS = 2000;
 
@@ -244,6 +245,7 @@ function route() {
     const focus = state.experiment !== null && state.experiment !== previous;
     loadExperiments().then(() => loadResults(state.experiment, focus));
   } else if (current === "sources") loadSources();
+  else if (current === "inspector") showInspector(name ? decodeURIComponent(name) : null);
   else loadSystem();
 }
 
@@ -791,12 +793,145 @@ function setUpSystem() {
   });
 }
 
+// -- the feed inspector: #inspector/USER
+
+// What each part and factor of an explanation is, in words (docs/api.md, Explained feeds).
+const PART_LABELS = {
+  follow_similarity: "similarity to follows",
+  follow_bonus: "followed-category bonus",
+  history: "pull of their reading",
+  baseline: "average article",
+  freshness: "freshness",
+  ctr: "click-through rate",
+  similarity: "similarity",
+  history_freshness: "reading freshness",
+  outside_follows: "outside their follows",
+  clicks: "clicks (decayed)",
+  impressions: "impressions (decayed)",
+};
+const partLabel = (name) => PART_LABELS[name] || name.replace(/_/g, " ");
+const number = (x) => (x == null ? dash : Number(x).toFixed(Math.abs(x) >= 100 ? 0 : 4));
+
+async function fillRankerSelects() {
+  const known = await rankers();
+  for (const [id, fallback] of [["inspect-left", ""], ["inspect-right", "latest"]]) {
+    const select = $(id);
+    if (select.options.length > 1) continue;
+    select.append(...known.map((r) => el("option", { value: r.name }, r.name)));
+    select.value = known.some((r) => r.name === fallback) ? fallback : "";
+  }
+}
+
+async function showInspector(user) {
+  try {
+    await fillRankerSelects();
+  } catch (error) {
+    failure("inspector-status", error);
+    return;
+  }
+  if (user && $("inspect-user").value !== user) $("inspect-user").value = user;
+  if (user) await inspect(user);
+}
+
+function explainPath(user, ranker, limit) {
+  const query = new URLSearchParams({ explain: "true", limit: String(limit) });
+  if (ranker) query.set("ranker", ranker);
+  return `/v1/users/${encodeURIComponent(user)}/feed?${query}`;
+}
+
+async function inspect(user) {
+  const limit = Number($("inspect-limit").value) || 10;
+  const left = $("inspect-left").value;
+  const right = $("inspect-right").value;
+  say("inspector-status", `Ranking ${user}'s feed…`);
+  let profile, pages;
+  try {
+    [profile, ...pages] = await Promise.all([
+      api("GET", `/v1/users/${encodeURIComponent(user)}/profile?reads=${INSPECT_READS}`),
+      api("GET", explainPath(user, left, limit)),
+      api("GET", explainPath(user, right, limit)),
+    ]);
+  } catch (error) {
+    failure("inspector-status", error);
+    $("inspector-result").hidden = true;
+    return;
+  }
+  renderReader(profile);
+  renderExplained("left", left, pages[0], pages[1]);
+  renderExplained("right", right, pages[1], pages[0]);
+  $("inspector-result").hidden = false;
+  say("inspector-status", `${user}: ${pages[0].items.length} items under each ranker.`);
+}
+
+function renderReader(profile) {
+  say("reader-heading", `Reader: ${profile.user_id}`);
+  facts("reader-facts", [
+    ["Follows", profile.categories.length ? profile.categories.join(", ") : "nothing"],
+    ["Reads the ranker sees", count(profile.reads_total)],
+  ]);
+  const reads = profile.reads.map((r) =>
+    el("li", {}, r.title || `${r.id} (deleted)`, " ", el("small", {}, el("time", { datetime: r.at, title: r.at }, relative(r.at)))),
+  );
+  $("reader-reads").replaceChildren(...(reads.length ? reads : [el("li", { class: "hint" }, "No reads yet.")]));
+}
+
+function renderExplained(side, chosen, page, other) {
+  const served = page.experiment ? `, experiment ${page.experiment} (${page.variant})` : "";
+  say(`${side}-heading`, chosen ? `Ranker ${page.ranker}` : `As served: ${page.ranker}`);
+  say(`${side}-meta`, `${chosen ? "Chosen here" : "The ranker serving this reader"}${served}; model ${page.model_version}.`);
+  const elsewhere = new Map(other.items.map((item, i) => [item.id, i + 1]));
+  // Bars share one scale per column: the largest part of any item is full width.
+  const widest = Math.max(1e-12, ...page.items.flatMap((item) => item.explain.parts.map((p) => Math.abs(p.value))));
+  const items = page.items.map((item, i) => {
+    const there = elsewhere.get(item.id);
+    const parts = item.explain.parts.map((p) => {
+      const bar = el("span", { class: `bar${p.value < 0 ? " negative" : ""}`, "aria-hidden": "true" });
+      bar.style.width = `${(Math.abs(p.value) / widest) * 100}%`;
+      return el("tr", {}, el("th", { scope: "row" }, partLabel(p.name), el("span", { class: "track" }, bar)), el("td", {}, number(p.value)));
+    });
+    const factors = item.explain.factors.map((f) => `${partLabel(f.name)} ${number(f.value)}`).join(" · ");
+    return el(
+      "li",
+      { class: "item" },
+      el("p", { class: "title" }, el("a", { href: item.url, rel: "noopener noreferrer" }, item.title)),
+      el("p", { class: "reason" }, item.reason),
+      el("p", { class: "hint" }, `${item.categories.join(", ")} · `, there ? `#${there} under the other ranker` : "not in the other ranker's page"),
+      el(
+        "table",
+        { class: "parts" },
+        el("caption", { class: "visually-hidden" }, `Score parts of item ${i + 1}`),
+        el("tbody", {}, parts),
+        el("tfoot", {}, el("tr", {}, el("th", { scope: "row" }, "score"), el("td", {}, number(item.explain.total)))),
+      ),
+      factors ? el("p", { class: "factors" }, factors) : null,
+    );
+  });
+  $(`${side}-items`).replaceChildren(...(items.length ? items : [el("li", { class: "hint" }, "Nothing to rank for this reader.")]));
+}
+
+function setUpInspector() {
+  $("inspector-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $("inspect-user");
+    const user = input.value.trim();
+    if (!user || !input.checkValidity()) {
+      say("inspector-status", "Type a reader id: letters, digits and . _ : @ -, starting with a letter or digit.");
+      input.focus();
+      return;
+    }
+    const hash = `#inspector/${encodeURIComponent(user)}`;
+    if (location.hash === hash) inspect(user);
+    else location.hash = hash;
+  });
+}
+
 // -- start
 
 async function start() {
   setUpTokenForm();
   setUpExperimentForm();
   setUpSystem();
+  setUpInspector();
   $("experiments-refresh").addEventListener("click", () => route());
   $("results-refresh").addEventListener("click", () => loadResults(state.experiment, false));
   $("sources-refresh").addEventListener("click", () => loadSources());
