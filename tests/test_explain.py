@@ -217,3 +217,13 @@ def test_the_reader_profile_shows_follows_and_last_reads(client, tokens, reader)
     assert profile["reads_total"] == 3 and len(profile["reads"]) == 2
     assert all(r["title"] and r["at"].endswith("Z") for r in profile["reads"])
     assert client.get("/v1/users/ann/profile", headers=tokens.user("ann")).status_code == 403
+
+
+def test_a_new_reader_is_explained_as_the_latest_articles(client, tokens, reader):
+    admin = tokens.admin()
+    profile = client.get("/v1/users/newcomer/profile", headers=admin).json
+    assert profile == {"user_id": "newcomer", "categories": [], "reads": [], "reads_total": 0}
+    page = client.get("/v1/users/newcomer/feed?explain=true&limit=5", headers=admin).json
+    assert_explained(page)
+    assert all([p["name"] for p in i["explain"]["parts"]] == ["freshness"] for i in page["items"])
+    assert all(i["reason"].startswith("Latest in ") for i in page["items"])
