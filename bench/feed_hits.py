@@ -95,20 +95,22 @@ def _on_servers(
         ("feed", feed, feed_targets),
         (UNLIMITED, unlimited, feed_targets),
     )
-    runs, recycled, misses = _alternate(bench, r, servers)
+    runs, recycled, misses, cpu_us = _alternate(bench, r, servers)
     report_http(bench, runs, recycled, misses, len(body), cold_ms)
+    report_cpu(bench, runs, cpu_us)
     events(bench, feed.port, users, auth, r)
     with_experiment(bench, feed, feed_targets, users, auth, settings, runs["feed"])
 
 
 def _alternate(
     bench: Bench, r: redis.Redis, servers: Runs
-) -> tuple[dict[str, list[LoadResult]], dict[str, int], int]:
+) -> tuple[dict[str, list[LoadResult]], dict[str, int], int, dict[str, list[float]]]:
     """A warm-up of each server, then RUNS_PER_APP rounds of runs: results, workers recycled
-    per server, and feed builds during the feed runs."""
+    per server, feed builds during the feed runs, and each run's worker CPU per request (us)."""
     profile = bench.profile
     runs: dict[str, list[LoadResult]] = {name: [] for name, _, _ in servers}
     recycled = dict.fromkeys(runs, 0)
+    cpu_us: dict[str, list[float]] = {name: [] for name in runs}
     misses = 0
     for name, server, targets in servers:
         log(f"warming up {name} for {profile.warmup_seconds:g}s")
@@ -122,17 +124,48 @@ def _alternate(
             if name != "floor":
                 misses += _lock_writes(r) - builds_before
             runs[name].append(result)
+            cpu_us[name].append(watch.cpu_seconds * 1e6 / max(result.requests, 1))
             log(
                 f"run {run + 1} {name}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
-                f"p99 {result.p99_ms:.2f} ms, errors {result.errors}"
+                f"p99 {result.p99_ms:.2f} ms, CPU {cpu_us[name][-1]:.0f} us/request, "
+                f"errors {result.errors}"
             )
-    return runs, recycled, misses
+    return runs, recycled, misses, cpu_us
 
 
 def _lock_writes(r: redis.Redis) -> int:
     """Feed builds leave a SET (the single-flight lock); a pure hit run issues none."""
     stats = r.info("commandstats").get("cmdstat_set", {})
     return int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
+
+
+def report_cpu(
+    bench: Bench, runs: dict[str, list[LoadResult]], cpu_us: dict[str, list[float]]
+) -> None:
+    """Where the time goes: the gunicorn workers' CPU time per request served, per server.
+
+    Throughput on a shared machine moves with the load generator and other work; CPU per
+    request is what a change to the request path saves (or costs) whatever the machine does.
+    """
+    for name in runs:
+        report_line = ", ".join(f"{us:.0f}" for us in cpu_us[name])
+        bench.report.add(
+            SECTION,
+            f"{name}: worker CPU per request",
+            median(cpu_us[name]),
+            "us",
+            note=f"user+system of the workers over requests served; runs: {report_line}",
+        )
+    floor = median(cpu_us["floor"])
+    if floor > 0:
+        bench.report.add(
+            SECTION,
+            "feed / floor CPU per request",
+            median(cpu_us["feed"]) / floor,
+            "",
+            note="the floor: Flask + gunicorn + one Redis GET",
+        )
+    bench.report.details["http_cpu_us_per_request"] = cpu_us
 
 
 def http_ingest(bench: Bench, port: int, settings: Settings, wire: list[dict[str, Any]]) -> None:

@@ -54,7 +54,7 @@ from devtools.redis_server import RedisServer
 DEFAULT_OUTPUT = REPO / "var" / "bench.json"
 
 
-def run(profile: Profile, loadgen: str, output: Path) -> Report:
+def run(profile: Profile, loadgen: str, output: Path, only_feed: bool = False) -> Report:
     load_name, load = pick_load_generator(loadgen)
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     t_start = time.perf_counter()
@@ -68,7 +68,10 @@ def run(profile: Profile, loadgen: str, output: Path) -> Report:
         )
         bench = Bench(profile, report, server, secrets.token_urlsafe(32), tmp, load)
         try:
-            _sections(bench)
+            if only_feed:
+                feed_vs_floor(bench)  # sections 1, 3 (HTTP ingest), 5 and 6
+            else:
+                _sections(bench)
         except BaseException as exc:
             report.notes.append(f"ABORTED, figures above are partial: {exc!r}")
             write_json(report, output)
@@ -120,13 +123,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="auto",
         help="load generator (auto: wrk when on PATH)",
     )
+    parser.add_argument(
+        "--feed-only",
+        action="store_true",
+        help="only the cached feed vs floor (with HTTP ingest, events, experiment)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON report path")
     parser.add_argument("--loadgen-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.loadgen_worker:
         loadgen_worker(args.loadgen_worker)
         return
-    report = run(PROFILES[args.quick], args.loadgen, args.output)
+    report = run(PROFILES[args.quick], args.loadgen, args.output, args.feed_only)
     print(report.render())
     print(f"\nJSON: {args.output}")
 

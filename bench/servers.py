@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
+
 from bench.common import REPO, STARTUP_TIMEOUT_S, free_port, http_get, log
 from config import ENV_PREFIX
 
@@ -106,13 +108,22 @@ class Gunicorn:
 
 
 class WorkerWatch:
-    """Polls a gunicorn master's worker pids during a run, to count recycled workers."""
+    """Polls a gunicorn master's worker pids during a run, to count recycled workers and
+    the CPU time the workers spent (user + system) while it ran.
+
+    A recycled worker's CPU is counted up to its last poll (every 0.2 s), so a run that
+    recycles workers slightly undercounts; the bench reports recycling alongside.
+    """
 
     def __init__(self, server: Gunicorn) -> None:
         self._server = server
         self._stop = threading.Event()
         self.initial = server.worker_pids()
         self.seen = set(self.initial)
+        # pid -> CPU seconds at its first sighting in this run, and at its latest poll.
+        self._cpu_start: dict[int, float] = {}
+        self._cpu_last: dict[int, float] = {}
+        self._sample(self.initial)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> WorkerWatch:
@@ -122,12 +133,31 @@ class WorkerWatch:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.seen |= self._server.worker_pids()
+        self._poll()
 
     @property
     def recycled(self) -> int:
         return len(self.seen - self.initial)
 
+    @property
+    def cpu_seconds(self) -> float:
+        """The workers' CPU time over the run (new workers from their first sighting)."""
+        return sum(last - self._cpu_start[pid] for pid, last in self._cpu_last.items())
+
     def _run(self) -> None:
         while not self._stop.wait(0.2):
-            self.seen |= self._server.worker_pids()
+            self._poll()
+
+    def _poll(self) -> None:
+        pids = self._server.worker_pids()
+        self.seen |= pids
+        self._sample(pids)
+
+    def _sample(self, pids: set[int]) -> None:
+        for pid in pids:
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue  # exited between the listing and the read
+            self._cpu_start.setdefault(pid, times.user + times.system)
+            self._cpu_last[pid] = times.user + times.system
