@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 from flask import g, request
@@ -18,17 +19,43 @@ BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 SECURITY_SCHEME = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
 
 
-def current_claims() -> Claims:
-    header = request.headers.get("Authorization", "")
+MISSING_TOKEN = "missing bearer token: send 'Authorization: Bearer <jwt>'"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The request's bearer token, read once: its claims, or why there are none."""
+
+    claims: Claims | None
+    problem: str  # the 401 message when claims is None
+
+
+def caller() -> Caller:
+    """The Authorization header parsed and verified once per request: the rate limiter (who to
+    count) and the views (who may do what) share the answer."""
+    found: Caller | None = g.get("caller")
+    if found is None:
+        found = g.caller = _verify(request.headers.get("Authorization", ""))
+    return found
+
+
+def _verify(header: str) -> Caller:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        _unauthorized("missing bearer token: send 'Authorization: Bearer <jwt>'")
+        return Caller(None, MISSING_TOKEN)
     try:
-        claims = services().tokens.verify(token.strip())
+        return Caller(services().tokens.verify(token.strip()), "")
     except InvalidToken as exc:
-        _unauthorized(str(exc))
-    g.claims = claims
-    return claims
+        return Caller(None, str(exc))
+
+
+def current_claims() -> Claims:
+    """The caller's claims, or a 401 saying what is wrong with their token."""
+    found = caller()
+    if found.claims is None:
+        _unauthorized(found.problem)
+    g.claims = found.claims
+    return found.claims
 
 
 def self_only(view: F) -> F:

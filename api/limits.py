@@ -8,9 +8,9 @@ import time
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import TooManyRequests
 
-from api.extensions import EXTENSION, services
+from api.auth import caller
+from api.extensions import EXTENSION
 from config import Settings
-from feed.readers.tokens import InvalidToken
 from feed.storage.ratelimit import Denial, RateLimiter, Rule
 
 LIMITED_PREFIX = "/v1/"  # probes, metrics, the OpenAPI document and the docs UI are never limited
@@ -18,13 +18,8 @@ LIMITED_PREFIX = "/v1/"  # probes, metrics, the OpenAPI document and the docs UI
 
 def user_key() -> str:
     """The token's subject; an unusable token counts against the client's IP (it gets a 401)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        try:
-            return "user:" + services().tokens.verify(token.strip()).sub
-        except InvalidToken:
-            pass
-    return "ip:" + client_ip()
+    claims = caller().claims
+    return "user:" + claims.sub if claims is not None else "ip:" + client_ip()
 
 
 def client_ip() -> str:
