@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from tests.factories import demo_corpus
@@ -74,3 +76,12 @@ def test_the_openapi_documents_304_and_the_etag(client):
     responses = spec["paths"]["/v1/users/{user_id}/feed"]["get"]["responses"]
     assert "304" in responses
     assert "ETag" in responses["200"]["headers"]
+
+
+def test_the_etag_is_the_hash_of_the_page_after_its_feed_id(client, alice):
+    """Clients keep ETags across deploys: the validator's definition must not drift."""
+    response = client.get(FEED, headers=alice)
+    feed_id = response.json["feed_id"]
+    after_id = response.data[len(b'{"feed_id":"') + len(feed_id) + len(b'",') :]
+    assert response.data.startswith(b'{"feed_id":"' + feed_id.encode() + b'",')
+    assert response.headers["ETag"] == f'"{hashlib.blake2b(after_id, digest_size=16).hexdigest()}"'

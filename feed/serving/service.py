@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -51,6 +52,8 @@ REASONS = {
     "read": "Because you read ‘{}’",
     "popular": "Popular in {}",
 }
+# A page's ETag: 128 bits of blake2b, as clients have always been sent.
+ETAG_BYTES = 16
 # Titles in reasons are cut to fit a line on a phone.
 REASON_TITLE_CHARS = 80
 
@@ -72,6 +75,9 @@ class FeedPage:
     body: bytes
     cache_hit: bool
     feed_id: str
+    # Strong validator of everything after the per-response feed_id (the experiment, items and
+    # next_cursor), so a page served again under a new feed_id keeps its ETag.
+    etag: str
 
 
 class FeedService:
@@ -168,9 +174,12 @@ class FeedService:
         return f"{variant}{LEARNED_VERSION_MARK}{held.version if held else 0}"
 
     def _serve(self, body: bytes, hit: bool, label: bytes) -> FeedPage:
-        """Prefix the stored body with this response's id and the experiment that served it."""
+        """Prefix the stored body with this response's id and the experiment that served it;
+        the ETag hashes what follows the id."""
         feed_id = uuid.uuid4().hex
-        return FeedPage(b'{"feed_id":"' + feed_id.encode() + b'",' + label + body[1:], hit, feed_id)
+        stable = label + body[1:]
+        etag = hashlib.blake2b(stable, digest_size=ETAG_BYTES).hexdigest()
+        return FeedPage(b'{"feed_id":"' + feed_id.encode() + b'",' + stable, hit, feed_id, etag)
 
     def _first_page(
         self, user_id: str, limit: int, current: Versions, variant: str
