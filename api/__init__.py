@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response
@@ -31,6 +31,7 @@ from api.limits import init_limits
 from api.logs import REQUEST_ID_HEADER, init_request_ids
 from config import Settings
 from feed.services import build_services
+from feed.serving.observer import FeedObserver
 from feed.storage.deadline import end_request_budget, start_request_budget
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     init_config(app, settings)
     init_request_ids(app)
     metrics = init_metrics(app)
-    init_services(app, settings, on_build=metrics.feed_build.observe)
+    init_services(app, settings, observer=metrics.feed)
     init_redis_budget(app, settings)
     init_proxies(app, settings)
     init_limits(app, settings)
@@ -113,10 +114,8 @@ def init_metrics(app: Flask) -> Metrics:
     return metrics.init_metrics(app)
 
 
-def init_services(
-    app: Flask, settings: Settings, on_build: Callable[[float], None] | None = None
-) -> None:
-    app.extensions[EXTENSION] = build_services(settings, on_build=on_build)
+def init_services(app: Flask, settings: Settings, observer: FeedObserver | None = None) -> None:
+    app.extensions[EXTENSION] = build_services(settings, observer=observer)
 
 
 def init_redis_budget(app: Flask, settings: Settings) -> None:

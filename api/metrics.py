@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's variable, not a setting of ours
 EXTENSION = "newsfeed.metrics"
-FEED_CACHE_HEADER = "X-Feed-Cache"
 # Any other method (a client may send anything to an unknown path) is one label value, so a
 # scanner cannot grow the number of series.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -53,6 +52,21 @@ REJECTION_REASONS = ("invalid", "unknown_article")
 StateReader = Callable[[redis.Redis], Iterable[Metric]]
 
 blp = Blueprint("metrics", __name__)
+
+
+class FeedMetrics:
+    """The feed service's observer (feed.serving.observer): pages by cache result, build times."""
+
+    def __init__(self, pages: Counter, builds: Histogram) -> None:
+        # labels() validates and locks on every call: each page reuses its series instead.
+        self._pages = {True: pages.labels("hit"), False: pages.labels("miss")}
+        self._builds = builds
+
+    def page_served(self, cache_hit: bool) -> None:
+        self._pages[cache_hit].inc()
+
+    def feed_built(self, seconds: float) -> None:
+        self._builds.observe(seconds)
 
 
 class Metrics:
@@ -89,8 +103,9 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
-        # Series that exist from the start, so rates and ratios work before the first event.
-        self.pages_by_cache = {result: self.feed_pages.labels(result) for result in ("hit", "miss")}
+        # Series that exist from the start (FeedMetrics makes the pages' ones), so rates and
+        # ratios work before the first page or event.
+        self.feed = FeedMetrics(self.feed_pages, self.feed_build)
         for reason in REJECTION_REASONS:
             self.events_rejected.labels(reason)
         # labels() validates and locks on every call; each request reuses its series instead.
@@ -152,9 +167,6 @@ def _observe(response: Response) -> Response:
         route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
         method = request.method if request.method in METHODS else "other"
         metrics.observe_request(route, method, response.status_code, time.perf_counter() - started)
-    pages = metrics.pages_by_cache.get(response.headers.get(FEED_CACHE_HEADER, ""))
-    if pages is not None:
-        pages.inc()
     recorded: EventResult | None = g.get("events_recorded")
     if recorded is not None:
         metrics.count_events(recorded)

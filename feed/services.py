@@ -4,7 +4,6 @@ the CLI all use it, so each gets exactly the same feed service, model keeper and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -19,6 +18,7 @@ from feed.readers.events import EventLog
 from feed.readers.popularity import Popularity
 from feed.readers.tokens import TokenVerifier
 from feed.serving.cursor import CursorCodec
+from feed.serving.observer import FeedObserver
 from feed.serving.service import FeedService
 from feed.serving.variants import Variants
 from feed.storage.connection import open_redis, refuse_cluster_node
@@ -43,11 +43,10 @@ class Services:
         self.redis.close()
 
 
-def build_services(
-    settings: Settings, *, on_build: Callable[[float], None] | None = None
-) -> Services:
-    """Every service on one Redis client. ``on_build`` hears how long each feed build took
-    (the web layer's metrics). With ``auto_reindex`` off the keeper only loads models."""
+def build_services(settings: Settings, *, observer: FeedObserver | None = None) -> Services:
+    """Every service on one Redis client. ``observer`` hears of each page served and each
+    feed build (the web layer's metrics). With ``auto_reindex`` off the keeper only loads
+    models."""
     client = open_redis(
         settings.redis_url,
         socket_timeout=settings.redis_socket_timeout,
@@ -76,7 +75,7 @@ def build_services(
         feed_size=settings.feed_size,
         feed_ttl=settings.feed_ttl_seconds,
         cursor_ttl=settings.cursor_ttl_seconds,
-        on_build=on_build,
+        observer=observer,
         learned=LearnedModels(client, settings.model_poll_seconds),
     )
     return Services(

@@ -112,6 +112,26 @@ def test_a_miss_then_a_hit_counts_one_of_each_and_times_one_build(
     assert build_seconds is not None and 0 < build_seconds < 5
 
 
+def test_a_304_and_a_next_page_count_as_hits_and_an_explanation_counts_no_page(
+    client: FlaskClient, tokens: Tokens
+) -> None:
+    ingest(client, tokens.admin(), [article() for _ in range(20)])
+    alice = tokens.user("alice")
+    client.put("/v1/users/alice/categories", json={"categories": ["business"]}, headers=alice)
+    first = client.get("/v1/users/alice/feed?limit=5", headers=alice)
+    etag, cursor = first.headers["ETag"], first.json["next_cursor"]
+    unchanged = client.get("/v1/users/alice/feed?limit=5", headers={**alice, "If-None-Match": etag})
+    following = client.get(f"/v1/users/alice/feed?limit=5&cursor={cursor}", headers=alice)
+    explained = client.get("/v1/users/alice/feed?explain=true", headers=tokens.admin())
+    statuses = (unchanged.status_code, following.status_code, explained.status_code)
+    assert statuses == (304, 200, 200)
+
+    samples = scrape(client)
+    assert value(samples, "newsfeed_feed_pages_total", cache="miss") == 1
+    assert value(samples, "newsfeed_feed_pages_total", cache="hit") == 2
+    assert value(samples, "newsfeed_feed_build_duration_seconds_count") == 1
+
+
 def test_events_are_counted_accepted_and_rejected_by_reason(
     client: FlaskClient, tokens: Tokens
 ) -> None:

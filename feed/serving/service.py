@@ -25,6 +25,7 @@ from feed.readers.popularity import Popularity
 from feed.serving import cache
 from feed.serving.cache import Entry, Header, Inputs, RenderedPage
 from feed.serving.cursor import Cursor, CursorCodec
+from feed.serving.observer import FeedObserver, Unobserved
 from feed.serving.variants import Variants
 from recommender.ranker import Ranked, Ranker, RankRequest
 from recommender.registry import uses_learned, uses_popularity
@@ -93,7 +94,7 @@ class FeedService:
         feed_ttl: int,
         cursor_ttl: int,
         clock: Callable[[], float] = time.time,
-        on_build: Callable[[float], None] | None = None,
+        observer: FeedObserver | None = None,
         learned: LearnedModels | None = None,
     ) -> None:
         self._redis = r
@@ -105,7 +106,7 @@ class FeedService:
         self._feed_ttl = feed_ttl
         self._cursor_ttl = cursor_ttl
         self._clock = clock
-        self._on_build = on_build  # told the seconds each build took (the api layer's metrics)
+        self._observer = observer or Unobserved()  # the web layer's metrics
         self._learned = learned  # the published learned model, for the learned ranker
         self.builds = 0  # feeds computed by this process, for metrics and the bench report
 
@@ -161,6 +162,7 @@ class FeedService:
         self._variants.exposed(variant, user_id)
         if not page.cache_hit:  # misses only: a hit stays one round trip
             activity.touch(self._redis, [user_id], self._clock())
+        self._observer.page_served(page.cache_hit)
         return page
 
     def _served_by(self, variant: str) -> str:
@@ -297,8 +299,7 @@ class FeedService:
         else:
             cache.keep_for_cursors(self._redis, user_id, header, entries, self._cursor_ttl)
             current = False
-        if self._on_build is not None:
-            self._on_build(time.perf_counter() - started)
+        self._observer.feed_built(time.perf_counter() - started)
         return header, entries, current
 
     def _request(
