@@ -26,6 +26,7 @@ from recommender.ranker import (
     RankRequest,
     ReasonKind,
     allowed_rows,
+    merge_within_share,
     top_rows,
 )
 from recommender.tfidf import TfidfRanker
@@ -112,7 +113,7 @@ class LearnedRanker:
             if with_history:
                 for pool, k in ((inside, size), (outside, wanted)):
                     self._add_history(model, request, reader, rows, matrix, score, slope, pool, k)
-            order = _merge(
+            order = merge_within_share(
                 score, top_rows(score, inside, size), top_rows(score, outside, wanted), size, share
             )
         return self._explain(model, reader, rows, order, matrix, score, learned, request.explain)
@@ -236,24 +237,3 @@ class LearnedRanker:
             (("baseline", baseline), *((FEATURES[j], float(row[j])) for j in used))
             for row in contribution
         ]
-
-
-def _merge(
-    score: NDArray[np.float64], inside: list[int], outside: list[int], size: int, share: float
-) -> list[int]:
-    """Interleave by score while every prefix keeps outside rows within their share (all of
-    them once the inside ones run out), as TfidfRanker does for related articles."""
-    rows: list[int] = []
-    i = o = 0
-    while len(rows) < size and (i < len(inside) or o < len(outside)):
-        quota = math.floor(share * (len(rows) + 1))
-        outside_ok = o < len(outside) and (o < quota or i >= len(inside))
-        if outside_ok and (i >= len(inside) or score[outside[o]] > score[inside[i]]):
-            rows.append(outside[o])
-            o += 1
-        elif i < len(inside):
-            rows.append(inside[i])
-            i += 1
-        else:
-            break
-    return rows

@@ -98,6 +98,27 @@ def top_rows(score: NDArray[np.float64], mask: NDArray[np.bool_], k: int) -> lis
     return [int(r) for r in rows[np.argsort(-score[rows], kind="stable")]]
 
 
+def merge_within_share(
+    score: NDArray[np.float64], inside: list[int], outside: list[int], size: int, share: float
+) -> list[int]:
+    """Interleave two score-ordered row lists by score while every prefix keeps ``outside``
+    rows within ``share`` of it (all of them once the inside ones run out)."""
+    rows: list[int] = []
+    i = o = 0
+    while len(rows) < size and (i < len(inside) or o < len(outside)):
+        quota = math.floor(share * (len(rows) + 1))
+        outside_ok = o < len(outside) and (o < quota or i >= len(inside))
+        if outside_ok and (i >= len(inside) or score[outside[o]] > score[inside[i]]):
+            rows.append(outside[o])
+            o += 1
+        elif i < len(inside):
+            rows.append(inside[i])
+            i += 1
+        else:
+            break
+    return rows
+
+
 def latest_of(
     model: CorpusModel,
     decay: NDArray[np.float64],

@@ -18,6 +18,7 @@ from recommender.ranker import (
     allowed_rows,
     decay_of,
     latest_of,
+    merge_within_share,
     top_rows,
 )
 
@@ -144,7 +145,9 @@ class TfidfRanker:
             math.ceil(request.size * self.max_outside_share), request.size - len(inside_rows)
         )
         outside_rows = top_rows(score, outside, wanted_outside)
-        order = self._merge(score, inside_rows, outside_rows, request.size)
+        order = merge_within_share(
+            score, inside_rows, outside_rows, request.size, self.max_outside_share
+        )
         order = self._floors(order, score, members, eligible)
 
         # An item its reading moved more than its follows did names the read it resembles.
@@ -226,25 +229,6 @@ class TfidfRanker:
         # articles on the reader's topic stand out from those merely near it.
         result[start:] = weight * np.tanh(lift * lift) * slow_decay[start:]
         return result, start
-
-    def _merge(
-        self, score: NDArray[np.float64], inside: list[int], outside: list[int], size: int
-    ) -> list[int]:
-        """Interleave by score while any prefix keeps outside articles within their share."""
-        rows: list[int] = []
-        i = o = 0
-        while len(rows) < size and (i < len(inside) or o < len(outside)):
-            quota = math.floor(self.max_outside_share * (len(rows) + 1))
-            outside_ok = o < len(outside) and (o < quota or i >= len(inside))
-            if outside_ok and (i >= len(inside) or score[outside[o]] > score[inside[i]]):
-                rows.append(outside[o])
-                o += 1
-            elif i < len(inside):
-                rows.append(inside[i])
-                i += 1
-            else:
-                break
-        return rows
 
     def _floors(
         self,

@@ -12,11 +12,11 @@ import pytest
 from recommender.clicklog import LoggedEvent, Page, examples, pages_from_events
 from recommender.evaluation import evaluate, make_rankers, split_time
 from recommender.features import FEATURES, POSITION_FEATURE, ReaderState, features
-from recommender.learned import LearnedRanker, _merge
+from recommender.learned import LearnedRanker
 from recommender.linear import LinearModel
 from recommender.mind import Impression, News, ParseErrors, read_follows
 from recommender.model import CorpusModel, Doc, fit
-from recommender.ranker import RankRequest, top_rows
+from recommender.ranker import RankRequest, merge_within_share, top_rows
 from recommender.registry import make_ranker, uses_learned, uses_popularity
 from recommender.tfidf import TfidfRanker
 from recommender.training import MIN_CLICKS, train
@@ -109,7 +109,9 @@ def test_reading_features_are_skipped_only_where_they_cannot_change_the_feed() -
     allowed = np.array([i not in request.exclude for i in model.ids])
     inside = allowed & model.members[:, model.slugs.index("science")]
     outside = allowed & ~inside
-    expected = _merge(full, top_rows(full, inside, 20), top_rows(full, outside, 4), 20, 0.2)
+    expected = merge_within_share(
+        full, top_rows(full, inside, 20), top_rows(full, outside, 4), 20, 0.2
+    )
     assert [r.id for r in ranked] == [str(model.ids[i]) for i in expected]
 
 
