@@ -51,20 +51,6 @@ async function api(method, path, { body, keepalive = false, auth = true } = {}) 
 
 // -- token
 
-function claims(token) {
-  try {
-    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(atob(part + "=".repeat((4 - (part.length % 4)) % 4)));
-  } catch (_) {
-    return null;
-  }
-}
-
-function usable(token) {
-  const c = token && claims(token);
-  return Boolean(c && typeof c.sub === "string" && (!c.exp || c.exp * 1000 > Date.now()));
-}
-
 async function obtainToken() {
   const stored = localStorage.getItem(TOKEN_KEY);
   if (usable(stored)) return stored;
