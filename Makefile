@@ -41,7 +41,7 @@ simulate: $(STAMP)  ## simulated readers on the API: learned vs tfidf offline, t
 fuzz: $(STAMP)  ## schemathesis, hostile JSON and forged tokens with many more examples than make test
 	NEWSFEED_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/test_fuzz.py tests/test_hostile_json.py tests/test_token_headers.py -p no:cacheprovider
 
-soak: $(STAMP)  ## a few minutes of mixed traffic with a Redis restart; prints a report
+soak: $(STAMP)  ## mixed traffic through a Redis restart, a Redis freeze and a worker kill; prints a report
 	$(BIN)/python -m bench.soak
 
 clean:  ## remove the venv and local data
