@@ -13,9 +13,7 @@ chromium-driver (`.ci/run` installs them in CI) and selenium.
 from __future__ import annotations
 
 import base64
-import os
 import random
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,28 +23,18 @@ from typing import Any
 import pytest
 
 from feed.experiments import Experiment, Variant, assign
+from tests.browser import BROWSER_TESTS, WAIT, chromium
 from tests.feedserver import FeedServer, feed_server
 from tests.live import REPO, LiveService, serve
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SCREENSHOTS = REPO / "var" / "screenshots"
-WAIT = 30
 DESKTOP = (1280, 900)
 PHONE = (390, 844)  # a phone's CSS pixels
 MAX_SCREENSHOT_HEIGHT = 6000
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
-        reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)",
-    ),
-]
+pytestmark = BROWSER_TESTS
 pytest.importorskip("selenium", reason="needs selenium (pip install selenium)")
 
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
@@ -235,26 +223,7 @@ def set_up_experiments(site: Console) -> None:
 
 @pytest.fixture
 def driver(tmp_path: Path) -> Iterator[Any]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    browser.set_script_timeout(WAIT)
+    browser = chromium(tmp_path / "chromium", DESKTOP, "--hide-scrollbars", console_log=True)
     try:
         yield browser
         assert_no_console_errors(browser)
