@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from importlib import metadata
@@ -59,6 +60,10 @@ class Settings:
     # /readyz answers "degraded" once feeds have ranked without some acknowledged write for
     # this long (the model and its extension both lack it: see docs/operations.md); 0: never.
     max_model_lag_seconds: float = 120.0
+    # The processes of a host memory-map one file per model version from this directory
+    # instead of each holding a copy of the model (feed/model/shared.py); host-local, this
+    # user's alone. Empty: every process keeps its own copy.
+    model_share_dir: str = os.path.join(tempfile.gettempdir(), f"newsfeed-models-{os.getuid()}")
 
     # Background work (`newsfeed worker`, RQ). An empty queue_url means redis_url; RQ needs a
     # standalone Redis, so with a cluster redis_url it must name one.

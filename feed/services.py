@@ -64,6 +64,7 @@ def build_services(settings: Settings, *, observer: FeedObserver | None = None) 
         poll_seconds=settings.model_poll_seconds,
         auto_reindex=settings.auto_reindex,
         request_reindex=jobs.reindex_requester(settings),  # queue mode: a worker fits
+        share_dir=settings.model_share_dir,
     )
     popularity = Popularity(client, settings.popularity_half_life_hours)
     feed = FeedService(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -109,10 +110,18 @@ class CorpusModel:
             return self.centroids
         return _centroids(self.vectors, self.members)
 
+    @property
+    def is_prepared(self) -> bool:
+        """Whether ``prepared`` has nothing left to do."""
+        built = "row_of" in self.__dict__ and "fitted_centroids" in self.__dict__
+        return self.storage is not None and built
+
     def prepared(self) -> CorpusModel:
         """This model, ready to take articles: its row index and centroids built, and its
-        vectors in a storage with room to append them (one copy). Ranks the same."""
+        vectors in a storage with room to append them (one copy, unless it came with one: a
+        model mapped from a host's file has that room in the file). Ranks the same."""
         if self.storage is not None:
+            self.row_of, self.fitted_centroids  # noqa: B018 (cached: built here, off requests)
             return self
         vectors, storage = spare_copy(self.vectors)
         model = replace(self, vectors=vectors, centroids=self.fitted_centroids, storage=storage)
@@ -186,46 +195,79 @@ class CorpusModel:
         extended.row_of = row_of  # cached_property: seeded with the copy made above
         return extended
 
+    def to_arrays(self, *, derived: bool = False) -> dict[str, NDArray[Any]]:
+        """The model as named plain arrays: the artifact's content. With ``derived``, also what
+        a load would otherwise compute again (the fitted centroids), for a copy kept on disk."""
+        arrays: dict[str, NDArray[Any]] = {
+            "format": np.array(ARTIFACT_FORMAT),
+            "ids": self.ids,
+            "published": self.published,
+            "slugs": np.array(self.slugs, dtype=np.str_),
+            "members": self.members,
+            "sims": self.sims,
+            "gram": self.gram,
+            "vectors_data": self.vectors.data,
+            "vectors_indices": self.vectors.indices,
+            "vectors_indptr": self.vectors.indptr,
+            "vectors_shape": np.array(self.vectors.shape),
+            "terms": np.frombuffer(self.vocabulary.terms, dtype=np.uint8),
+            "idf": self.vocabulary.idf,
+        }
+        if derived:
+            centroids = self.fitted_centroids
+            arrays |= {
+                "centroids_data": centroids.data,
+                "centroids_indices": centroids.indices,
+                "centroids_indptr": centroids.indptr,
+                "centroids_shape": np.array(centroids.shape),
+            }
+        return arrays
+
+    @staticmethod
+    def from_arrays(
+        data: Mapping[str, NDArray[Any]], storage: Storage | None = None
+    ) -> CorpusModel:
+        """The model ``to_arrays`` gave, around the same arrays (no copy: they may be a
+        read-only memory map). ``storage``: the vectors' entries with room to append, holding
+        the same values as ``vectors_data`` and ``vectors_indices`` (feed/model/shared.py)."""
+        found = int(data["format"]) if "format" in data else None
+        if found != ARTIFACT_FORMAT:
+            raise ValueError(f"model artifact format {found} does not match {ARTIFACT_FORMAT}")
+        centroids = _csr(data, "centroids") if "centroids_data" in data else None
+        return CorpusModel(
+            ids=data["ids"],
+            published=data["published"],
+            slugs=data["slugs"].tolist(),
+            members=data["members"],
+            sims=data["sims"],
+            gram=data["gram"],
+            vectors=_csr(data, "vectors"),
+            vocabulary=Vocabulary(data["terms"].tobytes(), data["idf"]),
+            centroids=centroids,
+            storage=storage,
+        )
+
     def to_bytes(self) -> bytes:
         """Plain numpy arrays (no pickle): safe to load, and independent of library versions."""
         buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            format=np.array(ARTIFACT_FORMAT),
-            ids=self.ids,
-            published=self.published,
-            slugs=np.array(self.slugs, dtype=np.str_),
-            members=self.members,
-            sims=self.sims,
-            gram=self.gram,
-            vectors_data=self.vectors.data,
-            vectors_indices=self.vectors.indices,
-            vectors_indptr=self.vectors.indptr,
-            vectors_shape=np.array(self.vectors.shape),
-            terms=np.frombuffer(self.vocabulary.terms, dtype=np.uint8),
-            idf=self.vocabulary.idf,
-        )
+        arrays: dict[str, Any] = self.to_arrays()  # savez's stubs type its keywords as bool
+        np.savez(buffer, **arrays)
         return buffer.getvalue()
 
     @staticmethod
     def from_bytes(blob: bytes) -> CorpusModel:
         with np.load(io.BytesIO(blob), allow_pickle=False) as data:
-            found = int(data["format"]) if "format" in data else None
-            if found != ARTIFACT_FORMAT:
-                raise ValueError(f"model artifact format {found} does not match {ARTIFACT_FORMAT}")
-            return CorpusModel(
-                ids=data["ids"],
-                published=data["published"],
-                slugs=data["slugs"].tolist(),
-                members=data["members"],
-                sims=data["sims"],
-                gram=data["gram"],
-                vectors=sparse.csr_matrix(
-                    (data["vectors_data"], data["vectors_indices"], data["vectors_indptr"]),
-                    shape=tuple(data["vectors_shape"]),
-                ),
-                vocabulary=Vocabulary(data["terms"].tobytes(), data["idf"]),
-            )
+            return CorpusModel.from_arrays({name: data[name] for name in data.files})
+
+
+def _csr(data: Mapping[str, NDArray[Any]], name: str) -> sparse.csr_matrix:
+    """The CSR matrix stored as ``name``'s data, indices, indptr and shape arrays, around
+    those arrays themselves."""
+    return sparse.csr_matrix(
+        (data[f"{name}_data"], data[f"{name}_indices"], data[f"{name}_indptr"]),
+        shape=tuple(int(x) for x in data[f"{name}_shape"]),
+        copy=False,
+    )
 
 
 def make_vectorizer(documents: int) -> TfidfVectorizer:

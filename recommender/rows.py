@@ -65,6 +65,11 @@ def set_rows(
     return _copy(base, fresh, rows)
 
 
+def capacity_for(used: int) -> int:
+    """Entries a storage holding ``used`` entries is given: the spare room is part of it."""
+    return used + max(int(used * SPARE_SHARE), MIN_SPARE)
+
+
 def spare_copy(matrix: sparse.csr_matrix) -> tuple[sparse.csr_matrix, Storage]:
     """``matrix`` copied into a storage with room to append after it."""
     empty = sparse.csr_matrix((0, matrix.shape[1]), dtype=np.float32)
@@ -84,7 +89,7 @@ def _copy(
     indptr = np.zeros(total + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
     used = int(indptr[-1])
-    capacity = used + max(int(used * SPARE_SHARE), MIN_SPARE)
+    capacity = capacity_for(used)
     index_type = np.int32 if capacity < np.iinfo(np.int32).max else np.int64
     data = np.empty(capacity, dtype=np.float32)
     indices: NDArray[np.signedinteger[Any]] = np.empty(capacity, dtype=index_type)

@@ -15,6 +15,7 @@ from feed.exceptions import ServiceUnavailable
 from feed.model import breaking, versions
 from feed.model import store as model_store
 from feed.model.reindex import fit_under_lock, release_lock
+from feed.model.shared import SharedModels
 from feed.model.store import ModelMeta
 from recommender.model import CorpusModel
 
@@ -51,6 +52,7 @@ class ModelKeeper:
         poll_seconds: float,
         auto_reindex: bool,
         request_reindex: Callable[[int], object] | None = None,
+        share_dir: str = "",
     ) -> None:
         self._redis = r
         self._window = live_window_days
@@ -59,6 +61,9 @@ class ModelKeeper:
         # Queue mode: told the corpus version to cover, it asks a worker to fit (enqueues a
         # job, deduplicated) instead of this process fitting.
         self._request_reindex = request_reindex
+        # The processes of a host map one file of each model's arrays (feed/model/shared.py);
+        # no directory: this process holds its own copy.
+        self._models = SharedModels(share_dir)
         self._loaded: LoadedModel | None = None
         self._load_lock = threading.Lock()
         # One extension at a time: requests that miss together after a write wait for it.
@@ -180,7 +185,7 @@ class ModelKeeper:
             with self._load_lock:
                 self._load(current.model)
             loaded = self._loaded
-        if loaded is not None and loaded.model.storage is None:
+        if loaded is not None and not loaded.model.is_prepared:
             # Here rather than in the first request after a write (0.1 s at 100k articles).
             self._prepare(loaded)
         # Behind: no model, a current model this build cannot read, or a corpus that moved on.
@@ -209,7 +214,8 @@ class ModelKeeper:
             self._redis, live_window_days=self._window, unreleased=self._keep_unreleased
         )
         if outcome.result is not None:
-            self._loaded = LoadedModel.fitted(outcome.result.meta, outcome.result.model)
+            meta = outcome.result.meta
+            self._loaded = LoadedModel.fitted(meta, self._models.share(meta, outcome.result.model))
         return outcome.won
 
     def _keep_unreleased(self, token: str) -> None:
@@ -230,7 +236,7 @@ class ModelKeeper:
             return None
         meta, artifact = found
         try:
-            model = CorpusModel.from_bytes(artifact)
+            model = self._models.load(meta, artifact)
         except ValueError as exc:  # written by another build: the next tick refits
             log.error("model %s is unreadable here (%s); it will be refitted", version, exc)
             return None
