@@ -168,3 +168,15 @@ def test_a_prepared_model_is_the_same_and_grows_in_place():
     assert abs(branch.vectors[51] - branch.vectorize([docs[52].text])).max() < 1e-6
     assert abs(twice.vectors[:51] - once.vectors).max() == 0
     assert abs(branch.vectors[:51] - once.vectors).max() == 0
+
+
+def test_a_model_is_built_around_its_arrays_without_copying_them():
+    arrays = fit(docs_from_demo(100)).to_arrays(derived=True)
+    for array in arrays.values():
+        array.flags.writeable = False  # as a read-only memory map's
+    model = CorpusModel.from_arrays(arrays)
+    assert np.shares_memory(model.sims, arrays["sims"])
+    assert np.shares_memory(model.vectors.data, arrays["vectors_data"])
+    assert np.shares_memory(model.vectors.indices, arrays["vectors_indices"])
+    assert model.centroids is not None
+    assert np.shares_memory(model.centroids.data, arrays["centroids_data"])

@@ -58,8 +58,9 @@ class SharedModels:
     def load(self, meta: ModelMeta, artifact: bytes) -> CorpusModel:
         """The model of ``artifact``: mapped from the host's file when a process wrote it,
         else decoded and shared. Raises ValueError for an artifact of another format."""
-        if self._directory is not None:
-            mapped = self._open(self._directory / file_name(meta))
+        directory = self._usable()
+        if directory is not None:
+            mapped = self._open(directory / file_name(meta))
             if mapped is not None:
                 return mapped
         return self.share(meta, CorpusModel.from_bytes(artifact))
@@ -67,33 +68,47 @@ class SharedModels:
     def share(self, meta: ModelMeta, model: CorpusModel) -> CorpusModel:
         """``model`` around its arrays in the host's file (written now unless there); ``model``
         itself when there is no directory or it cannot be used."""
-        if self._directory is None:
+        directory = self._usable()
+        if directory is None:
             return model
-        path = self._directory / file_name(meta)
+        path = directory / file_name(meta)
         try:
-            _usable(self._directory)
             if not path.exists():
                 write_arrays(path, model.to_arrays(derived=True), _room(model))
-                _clean(self._directory, keep=path)
-            mapped = open_model(path)
-        except (OSError, ValueError) as exc:
-            if not self._warned:
-                self._warned = True
-                log.warning(
-                    "model files unusable in %s (%s): this process keeps its own copy",
-                    self._directory,
-                    exc,
-                )
+                _clean(directory, keep=path)
+            return open_model(path)
+        except (OSError, ValueError) as exc:  # a full disk, say: this copy serves meanwhile
+            self._warn(exc)
             return model
-        return mapped
+
+    def _usable(self) -> Path | None:
+        """The directory, unless there is none or it cannot be used (warned once)."""
+        if self._directory is None:
+            return None
+        try:
+            _check_directory(self._directory)
+        except OSError as exc:
+            self._warn(exc)
+            return None
+        return self._directory
+
+    def _warn(self, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "model files unusable in %s (%s): this process keeps its own copy",
+                self._directory,
+                exc,
+            )
 
     def _open(self, path: Path) -> CorpusModel | None:
         try:
             model = open_model(path)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:  # damaged, or not ours: written anew by share
+        except (OSError, ValueError) as exc:  # damaged (a disk error, a person): write anew
             log.warning("model file %s unreadable (%s); writing it again", path, exc)
+            path.unlink(missing_ok=True)  # a process mapping it keeps its pages
             return None
         try:
             os.utime(path)  # in use: among the newest when the next version cleans up
@@ -190,7 +205,7 @@ def _room(model: CorpusModel) -> dict[str, int]:
     return dict.fromkeys(GROWABLE, capacity - used)
 
 
-def _usable(directory: Path) -> None:
+def _check_directory(directory: Path) -> None:
     """Create ``directory`` for this user alone; refuse one another user could write to (its
     files would be mapped as models)."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)

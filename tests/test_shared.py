@@ -1,0 +1,182 @@
+"""One file of a model's arrays per host (feed/model/shared.py): mapped by every process that
+loads the version, read-only, ranking as a model in memory does; old versions cleaned up."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+from feed.model import shared
+from feed.model import store as model_store
+from feed.model.keeper import ModelKeeper
+from feed.model.shared import KEEP_FILES, SharedModels
+from feed.model.store import ModelMeta
+from recommender.model import CorpusModel, Doc, fit
+from recommender.ranker import RankRequest
+from recommender.tfidf import TfidfRanker
+from tests.test_model import docs_from_demo
+
+DOCS = docs_from_demo(300)
+NOW = max(d.published for d in DOCS) + 3600
+FITTED = fit(DOCS)
+
+
+def publish(r: redis.Redis, model: CorpusModel = FITTED) -> ModelMeta:
+    return model_store.publish(
+        r,
+        model.to_bytes(),
+        corpus_version=1,
+        snapshot_at=time.time(),
+        fitted_at=time.time(),
+        articles=model.size,
+    )
+
+
+def load(r: redis.Redis, directory: Path | str, meta: ModelMeta) -> CorpusModel:
+    """As a web process loads a version: its keeper reads Redis, then the host's file."""
+    keeper = ModelKeeper(
+        r, live_window_days=30, poll_seconds=60, auto_reindex=False, share_dir=str(directory)
+    )
+    try:
+        return keeper.model_for(meta.version).model
+    finally:
+        keeper.stop()
+
+
+def requests(model: CorpusModel) -> Iterator[RankRequest]:
+    yield RankRequest((model.slugs[0],), NOW, 50)
+    yield RankRequest(tuple(model.slugs[1:4]), NOW, 50)
+    # A reading history: profiles from the vectors themselves.
+    history = tuple((str(i), NOW - 60) for i in model.ids[:5])
+    yield RankRequest((model.slugs[0],), NOW, 50, history=history)
+
+
+def ranking(model: CorpusModel) -> list[list[tuple[str, float, str]]]:
+    ranker = TfidfRanker()
+    return [
+        [(r.id, round(r.score, 6), r.reason) for r in ranker.rank(model, request)]
+        for request in requests(model)
+    ]
+
+
+def mapped_files(directory: Path) -> list[str]:
+    """Mappings of this process into files of ``directory``."""
+    maps = Path(f"/proc/{os.getpid()}/maps").read_text().splitlines()
+    return [line.split()[-1] for line in maps if str(directory) in line]
+
+
+def test_two_loads_of_a_version_map_one_file_and_rank_as_in_memory(redis_client, tmp_path):
+    meta = publish(redis_client)
+    first = load(redis_client, tmp_path, meta)
+    second = load(redis_client, tmp_path, meta)
+    files = list(tmp_path.glob("model-*"))
+    assert len(files) == 1
+    assert set(mapped_files(tmp_path)) == {str(files[0])}
+    assert first is not second
+    in_memory = ranking(CorpusModel.from_bytes(FITTED.to_bytes()))
+    assert ranking(first) == ranking(second) == in_memory
+
+
+def test_every_array_of_a_mapped_model_is_read_only(redis_client, tmp_path):
+    model = load(redis_client, tmp_path, publish(redis_client))
+    arrays = model.to_arrays(derived=True)
+    assert model.centroids is not None  # from the file, not derived again
+    for name, array in arrays.items():
+        if name not in ("format", "slugs", "vectors_shape", "centroids_shape", "terms"):
+            assert not array.flags.writeable, name
+    with pytest.raises(ValueError, match="read-only"):
+        model.sims[0, 0] = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        model.vectors.data[0] = 1.0
+
+
+def test_articles_extend_a_mapped_model_without_writing_the_file(redis_client, tmp_path):
+    meta = publish(redis_client)
+    model = load(redis_client, tmp_path, meta).prepared()
+    (path,) = tmp_path.glob("model-*")
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    first = [Doc("breaking-1", "vaccine trial results hospital doctors", (model.slugs[0],), NOW)]
+    second = [Doc("breaking-2", "election campaign vote", ("new-category",), NOW)]
+    extended = model.with_articles(first).with_articles(second)
+    assert extended.size == model.size + 2
+    in_memory = CorpusModel.from_bytes(FITTED.to_bytes()).prepared()
+    assert ranking(extended) == ranking(in_memory.with_articles(first).with_articles(second))
+    assert extended.storage is model.storage  # appended in the file's room, copy-on-write
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    # Another process mapping the file now sees the fitted model, not this one's articles.
+    again = load(redis_client, tmp_path, meta)
+    assert again.size == model.size
+    assert ranking(again) == ranking(CorpusModel.from_bytes(FITTED.to_bytes()))
+
+
+@pytest.mark.parametrize("unusable", ["a file in the way", "others can write"])
+def test_a_directory_it_cannot_use_falls_back_to_memory_with_one_warning(
+    redis_client, tmp_path, caplog, unusable
+):
+    if unusable == "a file in the way":
+        (tmp_path / "file").write_text("")
+        directory = tmp_path / "file" / "models"
+    else:
+        directory = tmp_path / "open"
+        directory.mkdir()
+        directory.chmod(0o777)
+    meta = publish(redis_client)
+    models = SharedModels(str(directory))
+    artifact = FITTED.to_bytes()
+    with caplog.at_level(logging.WARNING, logger=shared.__name__):
+        first = models.load(meta, artifact)
+        second = models.load(meta, artifact)
+    assert [r.message for r in caplog.records if "unusable" in r.message] == [
+        caplog.records[0].message
+    ]
+    assert first.sims.flags.writeable and not mapped_files(directory)
+    assert ranking(second) == ranking(CorpusModel.from_bytes(artifact))
+
+
+def test_no_directory_keeps_the_model_in_memory(redis_client, tmp_path):
+    model = load(redis_client, "", publish(redis_client))
+    assert model.sims.flags.writeable
+    assert ranking(model) == ranking(FITTED)
+
+
+def test_older_versions_files_are_deleted_once_newer_ones_are_written(redis_client, tmp_path):
+    stale = tmp_path / f".tmp-dead{shared.SUFFIX}"
+    stale.write_bytes(b"half")
+    os.utime(stale, (0, 0))  # a writer that died long ago
+    metas = [publish(redis_client) for _ in range(4)]
+    for meta in metas:
+        load(redis_client, tmp_path, meta)
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == sorted(shared.file_name(m) for m in metas[-KEEP_FILES:])
+
+
+def test_a_damaged_file_is_written_again(redis_client, tmp_path):
+    meta = publish(redis_client)
+    load(redis_client, tmp_path, meta)
+    (path,) = tmp_path.glob("model-*")
+    path.write_bytes(path.read_bytes()[:5000])
+    model = load(redis_client, tmp_path, meta)
+    assert ranking(model) == ranking(FITTED)
+    assert path.stat().st_size > 5000
+
+
+def test_two_stores_at_the_same_version_get_different_files():
+    meta = ModelMeta(3, 10, 100.0, 101.0, 50)
+    other = ModelMeta(3, 10, 100.0, 102.0, 50)
+    assert shared.file_name(meta) != shared.file_name(other)
+    assert shared.file_name(meta) == shared.file_name(ModelMeta(3, 10, 100.0, 101.0, 50))
+
+
+def test_an_empty_model_round_trips_through_a_file(tmp_path):
+    meta = ModelMeta(1, 0, 0.0, 0.0, 0)
+    model = SharedModels(str(tmp_path)).share(meta, fit([]))
+    assert model.size == 0 and list(tmp_path.glob("model-*"))
+    assert np.array_equal(model.gram, fit([]).gram)
