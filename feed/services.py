@@ -11,6 +11,7 @@ import redis
 from config import Settings
 from feed import jobs
 from feed.corpus.ingest import Corpus
+from feed.experiments.buffer import ExposureBuffer
 from feed.model.keeper import ModelKeeper
 from feed.model.learned_store import LearnedModels
 from feed.model.migrate import upgrade
@@ -36,10 +37,13 @@ class Services:
     feed: FeedService
     events: EventLog
     tokens: TokenVerifier
+    exposures: ExposureBuffer  # experiment exposures of pages served, written by its thread
 
     def close(self) -> None:
-        """Stop the keeper's thread and close the connections (a worker or a CLI command)."""
+        """Stop the keeper's thread, write the buffered exposures and close the connections
+        (a worker or a CLI command)."""
         self.keeper.stop()
+        self.exposures.close()
         self.redis.close()
 
 
@@ -67,10 +71,13 @@ def build_services(settings: Settings, *, observer: FeedObserver | None = None) 
         share_dir=settings.model_share_dir,
     )
     popularity = Popularity(client, settings.popularity_half_life_hours)
+    exposures = ExposureBuffer(client)
     feed = FeedService(
         client,
         keeper,
-        Variants(client, TfidfRanker(half_life_hours=settings.freshness_half_life_hours)),
+        Variants(
+            client, TfidfRanker(half_life_hours=settings.freshness_half_life_hours), exposures
+        ),
         popularity,
         CursorCodec(settings.cursor_secret or settings.jwt_secret),
         feed_size=settings.feed_size,
@@ -87,6 +94,7 @@ def build_services(settings: Settings, *, observer: FeedObserver | None = None) 
         feed=feed,
         events=EventLog(client, popularity),
         tokens=TokenVerifier(settings),
+        exposures=exposures,
     )
 
 

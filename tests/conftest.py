@@ -26,6 +26,7 @@ from tests.redis_cluster import LocalCluster
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256"
 CLUSTER_MODULES = {
     "test_articles",
+    "test_buffer",
     "test_connection",
     "test_etag",
     "test_events",
@@ -93,7 +94,8 @@ def settings_overrides(redis_url: str) -> dict[str, object]:
 def make_app(
     settings_overrides: dict[str, object], redis_client: redis.Redis
 ) -> Iterator[Callable[..., Flask]]:
-    """Apps with more settings; each one's model keeper and Redis pool are closed after."""
+    """Apps with more settings; each one's model keeper, exposure buffer and Redis pool are
+    closed after (so no exposure is written into the next test's store)."""
     made: list[Flask] = []
 
     def make(**overrides: object) -> Flask:
@@ -105,8 +107,7 @@ def make_app(
     yield make
     for app in made:
         svc: Services = app.extensions[EXTENSION]
-        svc.keeper.stop()
-        svc.redis.close()
+        svc.close()
 
 
 @pytest.fixture

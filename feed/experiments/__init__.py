@@ -19,10 +19,12 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from typing import NamedTuple
 
 import redis
 
 from feed.exceptions import ExperimentConflict, ExperimentNotFound, WriteConflict
+from feed.experiments import buffer as _buffer
 from feed.experiments import exposures
 from feed.experiments.assignment import (
     BUCKETS,
@@ -45,13 +47,16 @@ __all__ = [
     "Assignment",
     "Experiment",
     "ExperimentResults",
+    "Exposure",
     "ExposureSeries",
     "Variant",
     "VariantResult",
+    "add_counts",
     "assign",
     "bucket",
     "counts",
     "create",
+    "expose",
     "exposure_series",
     "get",
     "list_all",
@@ -228,27 +233,79 @@ def _transition(r: redis.Redis, name: str, change: _Change) -> Experiment:
 # -- counters, kept at serve and event time
 
 
+class Exposure(NamedTuple):
+    """One page served to an assigned user at ``now`` (epoch seconds): what is counted."""
+
+    assignment: Assignment
+    user_id: str
+    now: float
+
+
+# Counter increments owed to the store: (hash key, field) -> amount.
+Increments = Counter[tuple[str, str]]
+
+
 def record_exposure(
     r: redis.Redis, assignment: Assignment, user_id: str, now: float | None = None
 ) -> None:
     """A feed page was served to an assigned user: pages += 1, and users += 1 the first time,
     in the totals and in this hour's counts (feed.experiments.exposures).
 
-    One round trip; a second only on the user's first exposure to the experiment.
+    One round trip; a second only on the user's first exposure to the experiment. The web
+    process buffers these instead (feed.experiments.buffer), through the same two steps.
     """
-    name, variant, now = assignment.experiment, assignment.variant, _now(now)
-    shard = _shard(user_id)
-    counts, hourly = COUNTS_KEY % (name, shard), exposures.HOURLY_KEY % (name, shard)
+    add_counts(r, expose(r, [Exposure(assignment, user_id, _now(now))]))
+
+
+def expose(r: redis.Redis, batch: Sequence[Exposure]) -> Increments:
+    """Count a batch of served pages in one pipeline: one mark-exposed script per distinct
+    (user, experiment) and one HINCRBY per (key, field) with the pages summed. Answers the
+    users increments owed for first exposures (for :func:`add_counts`): each one in the hour
+    of that user's first page in the batch, as the pages one by one would have counted it."""
+    pages: Increments = Counter()
+    firsts: dict[tuple[str, str], Exposure] = {}
+    for exposure in batch:
+        name, variant = exposure.assignment.experiment, exposure.assignment.variant
+        shard = _shard(exposure.user_id)
+        pages[COUNTS_KEY % (name, shard), f"{variant}:pages"] += 1
+        pages[
+            exposures.HOURLY_KEY % (name, shard), exposures.field(exposure.now, variant, "pages")
+        ] += 1
+        firsts.setdefault((exposure.user_id, name), exposure)
+    if not firsts:
+        return Counter()
     pipe = r.pipeline(transaction=False)
-    slot_eval(pipe, _EXPOSE, [USER_KEY % (user_id, name)], [variant, USER_TTL_SECONDS])
-    pipe.hincrby(counts, f"{variant}:pages", 1)
-    pipe.hincrby(hourly, exposures.field(now, variant, "pages"), 1)
-    first = pipe.execute()[0]
-    if first:
-        pipe = r.pipeline(transaction=False)
-        pipe.hincrby(counts, f"{variant}:users", 1)
-        pipe.hincrby(hourly, exposures.field(now, variant, "users"), 1)
-        pipe.execute()
+    for (user_id, name), exposure in firsts.items():
+        slot_eval(
+            pipe,
+            _EXPOSE,
+            [USER_KEY % (user_id, name)],
+            [exposure.assignment.variant, USER_TTL_SECONDS],
+        )
+    for (key, field), amount in pages.items():
+        pipe.hincrby(key, field, amount)
+    replies = pipe.execute()
+    users: Increments = Counter()
+    for exposure, first in zip(firsts.values(), replies[: len(firsts)], strict=True):
+        if first:
+            name, variant = exposure.assignment.experiment, exposure.assignment.variant
+            shard = _shard(exposure.user_id)
+            users[COUNTS_KEY % (name, shard), f"{variant}:users"] += 1
+            users[
+                exposures.HOURLY_KEY % (name, shard),
+                exposures.field(exposure.now, variant, "users"),
+            ] += 1
+    return users
+
+
+def add_counts(r: redis.Redis, increments: Increments) -> None:
+    """Add counter increments in one pipeline (none: no round trip)."""
+    if not increments:
+        return
+    pipe = r.pipeline(transaction=False)
+    for (key, field), amount in increments.items():
+        pipe.hincrby(key, field, amount)
+    pipe.execute()
 
 
 def record_events(
@@ -265,6 +322,9 @@ def record_events(
     for user_id, kind in events:
         if kind in ("impression", "click"):
             per_user[user_id][kind] += 1
+    # Events count only for users marked exposed: a first exposure still buffered in this
+    # process is written first (one served by another process may lag by its flush interval).
+    _buffer.settle(per_user.keys())
     placed = [
         (user_id, assignment, tally)
         for user_id, tally in per_user.items()
@@ -311,6 +371,7 @@ def _shard(user_id: str) -> int:
 
 def counts(r: redis.Redis, name: str) -> dict[str, dict[str, int]]:
     """Raw counters per variant, summed over the shards: ``{variant: {"users": ..., ...}}``."""
+    _buffer.settle()  # this process's buffered exposures first: tests and the CLI read at once
     pipe = r.pipeline(transaction=False)
     for shard in range(COUNT_SHARDS):
         pipe.hgetall(COUNTS_KEY % (name, shard))
@@ -335,6 +396,7 @@ def exposure_series(
 ) -> ExposureSeries:
     """Pages served and users first exposed per variant per hour or day, from the counts
     kept at serve time (feed.experiments.exposures)."""
+    _buffer.settle()
     return exposures.series(r, get(r, name), COUNT_SHARDS, interval, now)
 
 

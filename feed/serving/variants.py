@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 import redis
 
 from feed import experiments
 from feed.experiments import Assignment
+from feed.experiments.buffer import ExposureBuffer
 from recommender.ranker import Ranker
 from recommender.registry import make_ranker
 
@@ -30,13 +32,17 @@ DEFAULT = Serving("", NO_EXPERIMENT, None)
 
 class Variants:
     """Assigns users (no Redis round trip: the running experiments come with the feed's read)
-    and builds each variant's ranker once per process."""
+    and builds each variant's ranker once per process. Exposures go to ``exposures`` when
+    given (written by its thread, no round trip per page), else straight to Redis."""
 
     running_key = experiments.RUNNING_KEY
 
-    def __init__(self, r: redis.Redis, default: Ranker) -> None:
+    def __init__(
+        self, r: redis.Redis, default: Ranker, exposures: ExposureBuffer | None = None
+    ) -> None:
         self._redis = r
         self._default = default
+        self._exposures = exposures
         self._rankers: dict[str, Ranker] = {"": default}
         self._assignments: dict[str, Assignment] = {}
 
@@ -60,5 +66,9 @@ class Variants:
         return found
 
     def exposed(self, variant: Serving, user_id: str) -> None:
-        if variant.assignment is not None:
+        if variant.assignment is None:
+            return
+        if self._exposures is None:
             experiments.record_exposure(self._redis, variant.assignment, user_id)
+        else:
+            self._exposures.add(variant.assignment, user_id, time.time())
