@@ -1,5 +1,6 @@
 """Exposures buffered in the serving process and written in one pipeline per flush, instead of
-a round trip per page served (docs/design.md, "Exposures are buffered").
+a round trip per page served (docs/design.md, "Experiment exposures are buffered": what a
+crash can lose, and why the SRM check stays valid).
 
 A page served appends (assignment, user, time) under a lock; a daemon thread writes what is
 pending every FLUSH_SECONDS, or as soon as FLUSH_AT entries wait, through the same two steps
