@@ -4,7 +4,9 @@ first exposures once, entries kept through a Redis failure, the cap, and the wir
 from __future__ import annotations
 
 import logging
+import os
 import random
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 import redis
 
 from api.extensions import EXTENSION
+from devtools.demo import generate_articles
 from devtools.redis_server import RedisServer
 from feed import experiments
 from feed.experiments.assignment import Assignment, Experiment, Variant, assign
@@ -21,7 +24,7 @@ from feed.experiments.buffer import ExposureBuffer
 from feed.experiments.exposures import HOUR_SECONDS, HOURLY_KEY
 from feed.storage.connection import open_redis
 from tests.factories import demo_corpus
-from tests.live import free_port
+from tests.live import GUNICORN, REPO, _running, bearer, free_port
 
 BASE = 1_700_000_000 // HOUR_SECONDS * HOUR_SECONDS  # an hour's start
 NEVER = 3600.0  # a flush interval the tests never reach: they flush by hand
@@ -231,3 +234,50 @@ def test_gunicorn_worker_exit_writes_the_workers_exposures(app, services, redis_
     gunicorn.worker_exit(None, SimpleNamespace(wsgi=app))
     assert app.extensions[EXTENSION].exposures.pending == 0
     assert redis_client.exists(experiments.USER_KEY % ("alice", "ab"))
+
+
+@pytest.mark.slow
+def test_a_gunicorn_worker_writes_its_exposures_at_exit_and_a_killed_one_loses_them(
+    tmp_path: Path, redis_server: RedisServer
+):
+    r = open_redis(redis_server.url, socket_timeout=5, connect_timeout=5)
+    r.flushall()
+    command = [GUNICORN, "--config", "python:tests.exposure_flush_conf", "wsgi:app"]
+    try:
+        with _running(command, tmp_path, redis_server.url, 1, 4, {}, cwd=REPO) as live:
+            live.ingest(generate_articles(60))
+            experiment = {
+                "name": "ab",
+                "variants": [
+                    {"name": "control", "ranker": "tfidf", "params": {}, "weight": 1},
+                    {"name": "fresh", "ranker": "latest", "params": {}, "weight": 1},
+                ],
+                "traffic": 1.0,
+            }
+            created = live.call("POST", "/v1/experiments", headers=live.admin, json_body=experiment)
+            assert created.status == 201, created.body
+            assert live.call("POST", "/v1/experiments/ab/start", headers=live.admin).status == 200
+
+            def read(users: list[str]) -> None:
+                for user in users:
+                    for _ in range(2):
+                        reply = live.call("GET", f"/v1/users/{user}/feed", headers=bearer(user))
+                        assert reply.status == 200, reply.body
+
+            read(["lost-1", "lost-2"])
+            (worker,) = live.worker_pids()
+            os.kill(worker, signal.SIGKILL)  # a crash: its buffer is gone
+            deadline = time.monotonic() + 30
+            while live.worker_pids() in (set(), {worker}) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            live.wait_ready()
+            read(["kept-1", "kept-2", "kept-3"])
+            assert experiments.counts(r, "ab") == {}  # all buffered: the interval is an hour
+        # SIGTERM: the worker finishes and its worker_exit hook writes what it holds.
+        found = experiments.counts(r, "ab")
+        assert sum(v["users"] for v in found.values()) == 3
+        assert sum(v["pages"] for v in found.values()) == 6
+        assert not r.exists(experiments.USER_KEY % ("lost-1", "ab"))
+    finally:
+        r.flushall()
+        r.close()
