@@ -8,6 +8,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +155,7 @@ def test_older_versions_files_are_deleted_once_newer_ones_are_written(redis_clie
     metas = [publish(redis_client) for _ in range(4)]
     for meta in metas:
         load(redis_client, tmp_path, meta)
-    kept = sorted(p.name for p in tmp_path.iterdir())
+    kept = sorted(p.name for p in tmp_path.iterdir() if p.name != shared.LOCK_NAME)
     assert kept == sorted(shared.file_name(m) for m in metas[-KEEP_FILES:])
 
 
@@ -166,6 +167,17 @@ def test_a_damaged_file_is_written_again(redis_client, tmp_path):
     model = load(redis_client, tmp_path, meta)
     assert ranking(model) == ranking(FITTED)
     assert path.stat().st_size > 5000
+
+
+def test_processes_loading_together_map_the_first_ones_file(redis_client, tmp_path):
+    """A host's workers start together: each must map the one file, not write its own."""
+    meta = publish(redis_client)
+    with ThreadPoolExecutor(4) as pool:  # flock is per open file: threads contend as processes
+        models = list(pool.map(lambda _: load(redis_client, tmp_path, meta), range(4)))
+    (path,) = tmp_path.glob("model-*")
+    inodes = {os.stat(m).st_ino for m in set(mapped_files(tmp_path))}
+    assert inodes == {path.stat().st_ino}
+    assert all(ranking(m) == ranking(models[0]) for m in models)
 
 
 def test_two_stores_at_the_same_version_get_different_files():

@@ -231,12 +231,18 @@ class ModelKeeper:
             release_lock(self._redis, token, self._keep_unreleased)
 
     def _load(self, version: int) -> LoadedModel | None:
-        found = model_store.load(self._redis, version)
-        if found is None:
+        meta = model_store.load_meta(self._redis, version)
+        if meta is None:
             return None
-        meta, artifact = found
+        # Mapped when another process of the host wrote the file: then the artifact (tens of
+        # MB at 100k articles) is neither read nor held, not even for a moment.
+        model = self._models.mapped(meta)
         try:
-            model = self._models.load(meta, artifact)
+            if model is None:
+                artifact = model_store.load_artifact(self._redis, version)
+                if artifact is None:
+                    return None
+                model = self._models.load(meta, artifact)
         except ValueError as exc:  # written by another build: the next tick refits
             log.error("model %s is unreadable here (%s); it will be refitted", version, exc)
             return None

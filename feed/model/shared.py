@@ -4,6 +4,7 @@ Memory)."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -13,10 +14,10 @@ import os
 import struct
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,6 +37,7 @@ _HEADER_AT = struct.Struct("<QQ")  # where the JSON header starts, and its lengt
 # neighbour's bytes.
 ALIGN = mmap.PAGESIZE
 SUFFIX = ".arrays"
+LOCK_NAME = ".write.lock"  # held by the one process writing a file
 # Files of older versions past the newest few are deleted when a new one is written. Two: the
 # current model, and the one some process may still be ranking with while it loads the new.
 # A process that maps a deleted file keeps its pages (Linux frees them with the last map).
@@ -55,31 +57,50 @@ class SharedModels:
         self._directory = Path(directory) if directory else None
         self._warned = False
 
+    def mapped(self, meta: ModelMeta) -> CorpusModel | None:
+        """The model of ``meta`` from the host's file, if a process wrote it already."""
+        directory = self._usable()
+        return None if directory is None else self._open(directory / file_name(meta))
+
     def load(self, meta: ModelMeta, artifact: bytes) -> CorpusModel:
         """The model of ``artifact``: mapped from the host's file when a process wrote it,
         else decoded and shared. Raises ValueError for an artifact of another format."""
-        directory = self._usable()
-        if directory is not None:
-            mapped = self._open(directory / file_name(meta))
-            if mapped is not None:
-                return mapped
-        return self.share(meta, CorpusModel.from_bytes(artifact))
+        return self._shared(meta, lambda: CorpusModel.from_bytes(artifact))
 
     def share(self, meta: ModelMeta, model: CorpusModel) -> CorpusModel:
-        """``model`` around its arrays in the host's file (written now unless there); ``model``
-        itself when there is no directory or it cannot be used."""
+        """``model`` (this process fitted it) around its arrays in the host's file."""
+        return self._shared(meta, lambda: model)
+
+    def _shared(self, meta: ModelMeta, decode: Callable[[], CorpusModel]) -> CorpusModel:
+        """The model mapped from the host's file, written first from ``decode()`` unless there;
+        ``decode()`` itself when there is no directory or it cannot be used."""
         directory = self._usable()
         if directory is None:
-            return model
+            return decode()
         path = directory / file_name(meta)
+        mapped = self._open(path)
+        if mapped is not None:
+            return mapped
         try:
-            if not path.exists():
+            lock = _write_lock(directory)
+        except OSError as exc:
+            self._warn(exc)
+            return decode()
+        with lock:
+            # The processes of a host that start together all miss above: the first decodes
+            # and writes while the others wait, then they map its file rather than each
+            # decoding a copy (their peak) and mapping a file of its own (no sharing).
+            mapped = self._open(path)
+            if mapped is not None:
+                return mapped
+            model = decode()
+            try:
                 write_arrays(path, model.to_arrays(derived=True), _room(model))
                 _clean(directory, keep=path)
-            return open_model(path)
-        except (OSError, ValueError) as exc:  # a full disk, say: this copy serves meanwhile
-            self._warn(exc)
-            return model
+                return open_model(path)
+            except (OSError, ValueError) as exc:  # a full disk, say: this copy serves
+                self._warn(exc)
+                return model
 
     def _usable(self) -> Path | None:
         """The directory, unless there is none or it cannot be used (warned once)."""
@@ -138,8 +159,7 @@ def open_model(path: Path) -> CorpusModel:
 
 def write_arrays(path: Path, arrays: Mapping[str, NDArray[Any]], room: Mapping[str, int]) -> None:
     """Write ``arrays`` to ``path`` at once for every reader: into a temporary file of the same
-    directory, then renamed over. ``room``: elements left free (zeros) after an array.
-    Writers racing on one path write the same bytes, so whichever rename lands last is fine."""
+    directory, then renamed over. ``room``: elements left free (zeros) after an array."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=SUFFIX)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -238,6 +258,17 @@ def _clean(directory: Path, keep: Path) -> None:
             path.unlink(missing_ok=True)
         except OSError as exc:
             log.debug("could not delete old model file %s: %s", path, exc)
+
+
+def _write_lock(directory: Path) -> IO[bytes]:
+    """The directory's write lock, held until the file returned is closed."""
+    handle = open(os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600), "rb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    except OSError:
+        handle.close()
+        raise
+    return handle
 
 
 def _aligned(offset: int) -> int:

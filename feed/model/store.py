@@ -83,6 +83,17 @@ def load(r: redis.Redis, version: int) -> tuple[ModelMeta, bytes] | None:
     return ModelMeta(**json.loads(raw_meta)), artifact
 
 
+def load_meta(r: redis.Redis, version: int) -> ModelMeta | None:
+    """A version's meta alone: a process that maps the host's file of it needs no artifact."""
+    raw = r.get(META_KEY % version)
+    return ModelMeta(**json.loads(raw)) if raw else None
+
+
+def load_artifact(r: redis.Redis, version: int) -> bytes | None:
+    artifact: bytes | None = r.get(ARTIFACT_KEY % version)
+    return artifact
+
+
 def current_meta(r: redis.Redis) -> ModelMeta | None:
     version = r.get(versions.MODEL_CURRENT_KEY)
     if version is None:
