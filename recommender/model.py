@@ -14,6 +14,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from recommender.row_index import RowIndex, build_table
 from recommender.rows import Storage, set_rows, spare_copy
 
 # Bounds the vocabulary (and so model size and fit time) on large corpora.
@@ -89,14 +90,20 @@ class CorpusModel:
     centroids: sparse.csr_matrix | None = None
     # Holds ``vectors``' entries with room to append (rows.py); None: copied on first need.
     storage: Storage | None = None
+    # ``ids``' hash table (recommender/row_index.py), when the model came from a file that
+    # holds one; None: ``row_of`` is a dict built on first need.
+    row_table: NDArray[np.signedinteger[Any]] | None = None
 
     @property
     def size(self) -> int:
         return len(self.ids)
 
     @cached_property
-    def row_of(self) -> dict[str, int]:
-        """Row of each article id, built once per loaded model."""
+    def row_of(self) -> Mapping[str, int]:
+        """Row of each article id, built once per loaded model (read from the arrays of a
+        mapped one, which the host's processes share)."""
+        if self.row_table is not None:
+            return RowIndex(self.ids, self.row_table)
         return {str(article_id): row for row, article_id in enumerate(self.ids)}
 
     def category_index(self, slugs: Sequence[str]) -> list[int]:
@@ -149,9 +156,16 @@ class CorpusModel:
         n, known = self.size, len(self.slugs)
         slugs = self.slugs + sorted({s for d in docs for s in d.categories} - set(self.slugs))
         column = {slug: j for j, slug in enumerate(slugs)}
-        row_of = dict(self.row_of)
-        rows = np.array([row_of.setdefault(d.id, len(row_of)) for d in docs], dtype=np.intp)
-        total = len(row_of)
+        index = self.row_of
+        new_rows: dict[str, int] = {}  # new ids' rows, after the model's
+        rows = np.empty(len(docs), dtype=np.intp)
+        for j, doc in enumerate(docs):
+            found = index.get(doc.id)
+            rows[j] = new_rows.setdefault(doc.id, n + len(new_rows)) if found is None else found
+        total = n + len(new_rows)
+        row_of = (
+            index.with_added(new_rows) if isinstance(index, RowIndex) else {**index, **new_rows}
+        )
         new_ids = np.array([d.id for d, row in zip(docs, rows, strict=True) if row >= n])
 
         published = np.concatenate([self.published, np.zeros(total - n)])
@@ -192,12 +206,13 @@ class CorpusModel:
             fitted,
             storage,
         )
-        extended.row_of = row_of  # cached_property: seeded with the copy made above
+        extended.row_of = row_of  # cached_property: seeded with the index made above
         return extended
 
     def to_arrays(self, *, derived: bool = False) -> dict[str, NDArray[Any]]:
         """The model as named plain arrays: the artifact's content. With ``derived``, also what
-        a load would otherwise compute again (the fitted centroids), for a copy kept on disk."""
+        a load would otherwise compute again (the fitted centroids, the ids' hash table), for
+        a copy kept on disk."""
         arrays: dict[str, NDArray[Any]] = {
             "format": np.array(ARTIFACT_FORMAT),
             "ids": self.ids,
@@ -220,6 +235,7 @@ class CorpusModel:
                 "centroids_indices": centroids.indices,
                 "centroids_indptr": centroids.indptr,
                 "centroids_shape": np.array(centroids.shape),
+                "row_table": build_table(self.ids) if self.row_table is None else self.row_table,
             }
         return arrays
 
@@ -245,6 +261,7 @@ class CorpusModel:
             vocabulary=Vocabulary(data["terms"].tobytes(), data["idf"]),
             centroids=centroids,
             storage=storage,
+            row_table=data.get("row_table"),
         )
 
     def to_bytes(self) -> bytes:
