@@ -25,6 +25,7 @@ from api import (
     web,
 )
 from api.auth import SECURITY_SCHEME
+from api.dispatch import NewsfeedFlask
 from api.errors import NewsfeedApi, register_error_handlers
 from api.extensions import EXTENSION
 from api.limits import init_limits
@@ -53,7 +54,7 @@ MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the ha
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     settings = Settings.from_env(overrides=overrides)
     # The web blueprint serves api/static; the app needs no static route of its own.
-    app = Flask(__name__, static_folder=None)
+    app = NewsfeedFlask(__name__, static_folder=None)
     init_config(app, settings)
     init_request_ids(app)
     metrics = init_metrics(app)
@@ -160,7 +161,7 @@ def init_cors(app: Flask, settings: Settings) -> None:
         )
 
 
-def register_api(app: Flask) -> None:
+def register_api(app: NewsfeedFlask) -> None:
     api = NewsfeedApi(
         app,
         spec_kwargs={
@@ -173,6 +174,8 @@ def register_api(app: Flask) -> None:
         },
     )
     api.spec.components.security_scheme("bearerAuth", SECURITY_SCHEME)
+    for name, view in users.LEAN_VIEWS.items():
+        app.lean_views[f"{users.blp.name}.{name}"] = view
     for blueprint in (
         categories.blp,
         articles.blp,

@@ -15,7 +15,6 @@ from feed.corpus.ingest import MAX_BATCH
 from feed.ids import ID_PATTERN, ID_RULE, SLUG_PATTERN, SLUG_RULE
 from feed.readers.events import KINDS, Event, EventRejection
 from feed.readers.events import MAX_BATCH as MAX_EVENTS
-from recommender.registry import RANKERS
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -293,35 +292,6 @@ class ArticleOutSchema(StrictSchema):
 
 class SubscriptionsSchema(StrictSchema):
     categories = List(slug(), required=True, validate=validate.Length(max=MAX_FOLLOWED))
-
-
-class FeedQuerySchema(StrictSchema):
-    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
-    cursor = fields.String(
-        validate=validate.Length(0, 400),
-        metadata={
-            "description": "next_cursor from the previous page, unchanged; empty: the first page"
-        },
-    )
-    explain = fields.Boolean(
-        load_default=False,
-        metadata={
-            "description": (
-                "Admins: the first page of any reader ranked afresh, each item with `explain` "
-                "(its score's parts); never cached or recorded as an exposure. A reader's "
-                "token gets 403; with a cursor, 400"
-            )
-        },
-    )
-    ranker = fields.String(
-        validate=validate.OneOf(sorted(RANKERS)),
-        metadata={
-            "description": (
-                "Only with explain=true (else 400): rank with this ranker (defaults) instead "
-                "of the one serving the reader, to compare"
-            )
-        },
-    )
 
 
 class ExplainPartSchema(StrictSchema):

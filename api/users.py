@@ -14,13 +14,8 @@ from api.blueprint import Blueprint
 from api.errors import ErrorSchema
 from api.explain_schemas import ReaderQuerySchema, ReaderSchema
 from api.extensions import services
-from api.schemas import (
-    SLUG_PARAM,
-    USER_ID_PARAM,
-    FeedQuerySchema,
-    FeedSchema,
-    SubscriptionsSchema,
-)
+from api.feed_query import FeedQuerySchema, plain_query
+from api.schemas import SLUG_PARAM, USER_ID_PARAM, FeedSchema, SubscriptionsSchema
 from feed.ids import check_id, check_slug
 from recommender.registry import make_ranker
 
@@ -113,32 +108,55 @@ class Feed(MethodView):
     )
     def get(self, query: dict[str, Any], user_id: str) -> Response:
         """This user's ranked feed, one page; follow next_cursor for the next"""
-        # Not @self_only: an admin may inspect any reader's feed, and only with explain=true.
-        claims = current_claims()
-        check_id(user_id, "user id")
-        if query["explain"]:
-            if not claims.admin:
-                abort(403, message="explain=true needs a token with the 'admin' claim")
-            if query.get("cursor"):
-                abort(400, message="explain=true shows the first page only: drop the cursor")
-            return explained_feed(user_id, query)
-        if "ranker" in query:
-            abort(400, message="ranker needs explain=true")
-        if claims.sub != user_id:
-            abort(403, message=f"this token may only access /v1/users/{claims.sub}/...")
+        if query["explain"] or "ranker" in query:
+            return inspected_feed(user_id, query)
         # An empty cursor is the first page: clients build `?cursor=` from a null next_cursor.
-        page = services().feed.page(user_id, query["limit"], query.get("cursor") or None)
-        etag = page.etag
-        headers = {"X-Feed-Cache": "hit" if page.cache_hit else "miss"}
-        # Only If-None-Match applies (no ranges or dates), so it is checked here rather than by
-        # werkzeug's make_conditional, which costs a tenth of a cached page's time.
-        if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag):
-            response = Response(status=304, headers=headers)
-        else:
-            # Already JSON: the cached page is served as stored, without a schema dump.
-            response = Response(page.body, mimetype="application/json", headers=headers)
-        response.set_etag(etag)
-        return response
+        return reader_feed(user_id, query["limit"], query.get("cursor") or None)
+
+
+def lean_feed(user_id: str) -> Response | None:
+    """Feed.get for a plain ``?limit=&cursor=`` without webargs (api/dispatch.py); None for
+    any other query, which Feed.get parses and answers."""
+    plain = plain_query(request.environ.get("QUERY_STRING", ""))
+    return None if plain is None else reader_feed(user_id, *plain)
+
+
+# The lean views of this blueprint's endpoints (registered by create_app).
+LEAN_VIEWS = {"Feed": lean_feed}
+
+
+def reader_feed(user_id: str, limit: int, cursor: str | None) -> Response:
+    """A reader's own page, from the cache when it can be: 200, or 304 for If-None-Match."""
+    claims = current_claims()
+    check_id(user_id, "user id")
+    if claims.sub != user_id:
+        abort(403, message=f"this token may only access /v1/users/{claims.sub}/...")
+    page = services().feed.page(user_id, limit, cursor)
+    etag = page.etag
+    headers = {"X-Feed-Cache": "hit" if page.cache_hit else "miss"}
+    # Only If-None-Match applies (no ranges or dates), so it is checked here rather than by
+    # werkzeug's make_conditional, which costs a tenth of a cached page's time.
+    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag):
+        response = Response(status=304, headers=headers)
+    else:
+        # Already JSON: the cached page is served as stored, without a schema dump.
+        response = Response(page.body, mimetype="application/json", headers=headers)
+    response.set_etag(etag)
+    return response
+
+
+def inspected_feed(user_id: str, query: dict[str, Any]) -> Response:
+    """explain=true (admins: any reader), or a refusal of what only it may ask for."""
+    # Not @self_only: an admin may inspect any reader's feed, and only with explain=true.
+    claims = current_claims()
+    check_id(user_id, "user id")
+    if not query["explain"]:
+        abort(400, message="ranker needs explain=true")
+    if not claims.admin:
+        abort(403, message="explain=true needs a token with the 'admin' claim")
+    if query.get("cursor"):
+        abort(400, message="explain=true shows the first page only: drop the cursor")
+    return explained_feed(user_id, query)
 
 
 def explained_feed(user_id: str, query: dict[str, Any]) -> Response:
