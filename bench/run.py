@@ -21,7 +21,9 @@ with the service's own gunicorn config. The sections, one module each:
     bodies or heads a byte a second, on the shipped worker and on stock gthread
     (``bench/slow_clients.py``);
 11. the learned ranker: `newsfeed train` on a million impressions, and its cold feed builds
-    next to tfidf's (``bench/learned.py``).
+    next to tfidf's (``bench/learned.py``);
+12. model memory: PSS per worker and per host of 1 and 4 worker processes loading the model,
+    each with its own copy and mapping the host's one file (``bench/memory.py``).
 
 The report is printed as a table and written as JSON to ``var/bench.json``. The load
 generator is ``wrk`` when it is on PATH, else a Python one (32 threads in a separate process).
@@ -47,6 +49,7 @@ from bench.feed_hits import feed_vs_floor
 from bench.jobs import reindex_and_precompute
 from bench.learned import learned_section
 from bench.load import loadgen_worker, pick_load_generator
+from bench.memory import memory_section
 from bench.report import Report, machine_info, write_json
 from bench.slow_clients import slow_clients
 from devtools.redis_server import RedisServer
@@ -90,6 +93,7 @@ def _sections(bench: Bench) -> None:
     for size in bench.profile.cold_sizes:
         in_process(bench, size)
         breaking_news(bench, size)  # on the corpus and model in_process left
+        memory_section(bench, size)  # that model too
     reindex_and_precompute(bench)  # reuses the corpus the last size left
     learned_section(bench, bench.profile.cold_sizes[-1])  # that corpus too
     slow_clients(bench)  # its own small corpus, last: it flushes Redis
