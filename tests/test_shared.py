@@ -133,11 +133,12 @@ def test_a_directory_it_cannot_use_falls_back_to_memory_with_one_warning(
     models = SharedModels(str(directory))
     artifact = FITTED.to_bytes()
     with caplog.at_level(logging.WARNING, logger=shared.__name__):
-        first = models.load(meta, artifact)
-        second = models.load(meta, artifact)
+        first = models.load(meta, lambda: artifact)
+        second = models.load(meta, lambda: artifact)
     assert [r.message for r in caplog.records if "unusable" in r.message] == [
         caplog.records[0].message
     ]
+    assert first is not None and second is not None
     assert first.sims.flags.writeable and not mapped_files(directory)
     assert ranking(second) == ranking(CorpusModel.from_bytes(artifact))
 
@@ -192,3 +193,11 @@ def test_an_empty_model_round_trips_through_a_file(tmp_path):
     model = SharedModels(str(tmp_path)).share(meta, fit([]))
     assert model.size == 0 and list(tmp_path.glob("model-*"))
     assert np.array_equal(model.gram, fit([]).gram)
+
+
+def test_an_artifact_is_read_in_ranges(redis_client, monkeypatch):
+    """A connection's parser keeps a buffer as large as its largest reply: read in ranges."""
+    meta = publish(redis_client)
+    monkeypatch.setattr(model_store, "READ_CHUNK_BYTES", 1000)
+    assert model_store.load_artifact(redis_client, meta.version) == FITTED.to_bytes()
+    assert model_store.load_artifact(redis_client, meta.version + 1) is None

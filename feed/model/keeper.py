@@ -234,15 +234,12 @@ class ModelKeeper:
         meta = model_store.load_meta(self._redis, version)
         if meta is None:
             return None
-        # Mapped when another process of the host wrote the file: then the artifact (tens of
-        # MB at 100k articles) is neither read nor held, not even for a moment.
-        model = self._models.mapped(meta)
         try:
+            # The artifact (tens of MB at 100k articles) is read only when no process of the
+            # host has written the model's file yet (feed/model/shared.py).
+            model = self._models.load(meta, lambda: model_store.load_artifact(self._redis, version))
             if model is None:
-                artifact = model_store.load_artifact(self._redis, version)
-                if artifact is None:
-                    return None
-                model = self._models.load(meta, artifact)
+                return None
         except ValueError as exc:  # written by another build: the next tick refits
             log.error("model %s is unreadable here (%s); it will be refitted", version, exc)
             return None

@@ -282,10 +282,10 @@ def _write_lock(directory: Path) -> IO[bytes]:
 
 
 def _return_freed_memory() -> None:
-    """Give the heap pages freed since back to the system. The writer's decoded copy (tens of
-    MB) was mostly arrays under glibc's mmap threshold, whose freed pages glibc otherwise
-    keeps: the writer would hold a dead copy of the model beside the map (80 MB at 100k
-    articles, measured by bench/memory.py). Best-effort; a no-op off glibc."""
+    """Give the heap pages freed since back to the system. Some of the writer's decoded copy
+    was arrays under glibc's mmap threshold, whose freed pages glibc otherwise keeps beside
+    the map (10 MB at 100k articles, measured as bench/memory.py does). Best-effort; a no-op
+    off glibc."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
