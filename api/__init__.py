@@ -17,6 +17,7 @@ from api import (
     events,
     experiments,
     health,
+    hot_path,
     jobs,
     model,
     rankers,
@@ -25,10 +26,9 @@ from api import (
     web,
 )
 from api.auth import SECURITY_SCHEME
-from api.dispatch import NewsfeedFlask
 from api.errors import NewsfeedApi, register_error_handlers
 from api.extensions import EXTENSION
-from api.limits import init_limits
+from api.limits import app_limits, init_limits
 from api.logs import REQUEST_ID_HEADER, init_request_ids
 from config import Settings
 from feed.services import build_services
@@ -54,18 +54,19 @@ MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the ha
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     settings = Settings.from_env(overrides=overrides)
     # The web blueprint serves api/static; the app needs no static route of its own.
-    app = NewsfeedFlask(__name__, static_folder=None)
+    app = Flask(__name__, static_folder=None)
     init_config(app, settings)
     init_request_ids(app)
     metrics = init_metrics(app)
     init_services(app, settings, observer=metrics.feed)
     init_redis_budget(app, settings)
-    init_proxies(app, settings)
     init_limits(app, settings)
     init_cors(app, settings)
     init_security_headers(app)
     register_api(app)
     register_error_handlers(app)
+    hot_path.install(app, metrics, app_limits(app), cors=bool(settings.cors_origins))
+    init_proxies(app, settings)  # outermost: the hot path sees the forwarded client too
     return app
 
 
@@ -145,7 +146,7 @@ def init_security_headers(app: Flask) -> None:
 
     @app.after_request
     def no_sniffing(response: Response) -> Response:
-        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.update(hot_path.ALWAYS)
         return response
 
 
@@ -161,7 +162,7 @@ def init_cors(app: Flask, settings: Settings) -> None:
         )
 
 
-def register_api(app: NewsfeedFlask) -> None:
+def register_api(app: Flask) -> None:
     api = NewsfeedApi(
         app,
         spec_kwargs={
@@ -174,8 +175,6 @@ def register_api(app: NewsfeedFlask) -> None:
         },
     )
     api.spec.components.security_scheme("bearerAuth", SECURITY_SCHEME)
-    for name, view in users.LEAN_VIEWS.items():
-        app.lean_views[f"{users.blp.name}.{name}"] = view
     for blueprint in (
         categories.blp,
         articles.blp,

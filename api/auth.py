@@ -12,7 +12,7 @@ from flask_smorest import abort
 
 from api.extensions import services
 from feed.ids import check_id
-from feed.readers.tokens import Claims, InvalidToken
+from feed.readers.tokens import Claims, InvalidToken, TokenVerifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -35,27 +35,38 @@ def caller() -> Caller:
     count) and the views (who may do what) share the answer."""
     found: Caller | None = g.get("caller")
     if found is None:
-        found = g.caller = _verify(request.headers.get("Authorization", ""))
+        found = g.caller = verify(services().tokens, request.headers.get("Authorization", ""))
     return found
 
 
-def _verify(header: str) -> Caller:
+def verify(tokens: TokenVerifier, header: str) -> Caller:
+    """The caller named by an Authorization header ("" if none)."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return Caller(None, MISSING_TOKEN)
     try:
-        return Caller(services().tokens.verify(token.strip()), "")
+        return Caller(tokens.verify(token.strip()), "")
     except InvalidToken as exc:
         return Caller(None, str(exc))
 
 
 def current_claims() -> Claims:
     """The caller's claims, or a 401 saying what is wrong with their token."""
-    found = caller()
+    claims = g.claims = claims_of(caller())
+    return claims
+
+
+def claims_of(found: Caller) -> Claims:
+    """The claims, or a 401 saying what is wrong with the token."""
     if found.claims is None:
         _unauthorized(found.problem)
-    g.claims = found.claims
     return found.claims
+
+
+def check_self(claims: Claims, user_id: str) -> None:
+    """403 unless the token's subject is ``user_id`` (admins included)."""
+    if claims.sub != user_id:
+        abort(403, message=f"this token may only access /v1/users/{claims.sub}/...")
 
 
 def self_only(view: F) -> F:
@@ -64,9 +75,7 @@ def self_only(view: F) -> F:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         claims = current_claims()
-        user_id = check_id(kwargs["user_id"], "user id")
-        if claims.sub != user_id:
-            abort(403, message=f"this token may only access /v1/users/{claims.sub}/...")
+        check_self(claims, check_id(kwargs["user_id"], "user id"))
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

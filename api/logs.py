@@ -19,12 +19,15 @@ def request_id() -> str:
     """This request's id: the client's X-Request-ID when it is sane, else a new one."""
     found: str | None = g.get("request_id")
     if found is None:
-        sent = request.headers.get(REQUEST_ID_HEADER, "")
-        found = sent if REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
-        g.request_id = found
+        found = g.request_id = chosen_request_id(request.headers.get(REQUEST_ID_HEADER, ""))
         # Log lines of this thread carry it until the request ends (config.logs).
         current_request_id.set(found)
     return found
+
+
+def chosen_request_id(sent: str) -> str:
+    """The id a request with this X-Request-ID header ("" if none) goes by."""
+    return sent if REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
 
 
 def init_request_ids(app: Flask) -> None:

@@ -8,15 +8,17 @@ from typing import Any
 from flask import Response, jsonify, request
 from flask.views import MethodView
 from flask_smorest import abort
+from werkzeug.http import parse_etags, quote_etag
 
-from api.auth import BEARER, admin_only, current_claims, self_only
+from api.auth import BEARER, admin_only, check_self, current_claims, self_only
 from api.blueprint import Blueprint
 from api.errors import ErrorSchema
 from api.explain_schemas import ReaderQuerySchema, ReaderSchema
 from api.extensions import services
-from api.feed_query import FeedQuerySchema, plain_query
+from api.feed_query import FeedQuerySchema
 from api.schemas import SLUG_PARAM, USER_ID_PARAM, FeedSchema, SubscriptionsSchema
 from feed.ids import check_id, check_slug
+from feed.serving.service import FeedPage
 from recommender.registry import make_ranker
 
 blp = Blueprint(
@@ -114,35 +116,26 @@ class Feed(MethodView):
         return reader_feed(user_id, query["limit"], query.get("cursor") or None)
 
 
-def lean_feed(user_id: str) -> Response | None:
-    """Feed.get for a plain ``?limit=&cursor=`` without webargs (api/dispatch.py); None for
-    any other query, which Feed.get parses and answers."""
-    plain = plain_query(request.environ.get("QUERY_STRING", ""))
-    return None if plain is None else reader_feed(user_id, *plain)
-
-
-# The lean views of this blueprint's endpoints (registered by create_app).
-LEAN_VIEWS = {"Feed": lean_feed}
-
-
 def reader_feed(user_id: str, limit: int, cursor: str | None) -> Response:
     """A reader's own page, from the cache when it can be: 200, or 304 for If-None-Match."""
     claims = current_claims()
-    check_id(user_id, "user id")
-    if claims.sub != user_id:
-        abort(403, message=f"this token may only access /v1/users/{claims.sub}/...")
+    check_self(claims, check_id(user_id, "user id"))
     page = services().feed.page(user_id, limit, cursor)
-    etag = page.etag
-    headers = {"X-Feed-Cache": "hit" if page.cache_hit else "miss"}
-    # Only If-None-Match applies (no ranges or dates), so it is checked here rather than by
-    # werkzeug's make_conditional, which costs a tenth of a cached page's time.
-    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag):
-        response = Response(status=304, headers=headers)
-    else:
-        # Already JSON: the cached page is served as stored, without a schema dump.
-        response = Response(page.body, mimetype="application/json", headers=headers)
-    response.set_etag(etag)
-    return response
+    status, headers, body = feed_reply(page, request.headers.get("If-None-Match"))
+    return Response(body, status=status, headers=headers)
+
+
+def feed_reply(page: FeedPage, if_none_match: str | None) -> tuple[int, dict[str, str], bytes]:
+    """A page as HTTP (status, headers, body), for this view and the hot path (api/hot_path.py).
+
+    Only If-None-Match applies (no ranges or dates), so it is checked here rather than by
+    werkzeug's make_conditional, which costs a tenth of a cached page's time.
+    """
+    headers = {"X-Feed-Cache": "hit" if page.cache_hit else "miss", "ETag": quote_etag(page.etag)}
+    if if_none_match and parse_etags(if_none_match).contains_weak(page.etag):
+        return 304, headers, b""
+    # Already JSON: the cached page is served as stored, without a schema dump.
+    return 200, {"Content-Type": "application/json", **headers}, page.body
 
 
 def inspected_feed(user_id: str, query: dict[str, Any]) -> Response:

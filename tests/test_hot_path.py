@@ -1,9 +1,10 @@
-"""The lean feed view (api/dispatch.py) answers exactly as the documented view does.
+"""The feed's hot path (api/hot_path.py) answers exactly as the Flask app does.
 
-Two apps on one Redis: one as shipped, one with its lean views removed, so every request
-goes through webargs, flask-smorest and MethodView. Each case is set up the same way on
-each app, then asked of both: status, headers and body must match (the body's feed_id is
-fresh per response by design), and so must what each app counted in its metrics.
+Two apps on one Redis: one as shipped, one without its hot path, so every request goes
+through Flask's routing, hooks, webargs, flask-smorest and the view. Each case is prepared
+once, then asked of both: status, headers and body must match (the body's feed_id and a
+generated request id are fresh per response by design), and so must what each app counted
+in its metrics.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import TestResponse
 
-from api.dispatch import NewsfeedFlask
 from api.extensions import EXTENSION
 from api.feed_query import plain_query
+from api.hot_path import FeedHotPath
 from devtools.redis_server import RedisServer
 from feed.readers.tokens import issue_token
 from feed.serving import cache
@@ -31,13 +32,14 @@ from tests.factories import demo_corpus
 from tests.live import free_port
 
 FEED_ID = re.compile(rb'"feed_id":"[0-9a-f]{32}"')
-REQUEST_ID = "lean-views-test"
+GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+REQUEST_ID = "hot-path-test"
 # Low enough to reach in a few requests; each case has its own users, well under it.
 PER_USER_LIMIT = 12
 # Derived from the clock when each response is made: the two answers may be a second apart.
 CLOCK_HEADERS = ("Retry-After",)
 EXPERIMENT = {
-    "name": "lean",
+    "name": "hot",
     "variants": [
         {"name": "control", "ranker": "tfidf", "params": {}, "weight": 1},
         {"name": "fresh", "ranker": "latest", "params": {}, "weight": 1},
@@ -149,7 +151,38 @@ CASES = [
         "stale cursor", lambda side, cursor: side.feed(f"limit=5&cursor={cursor}"), prepare=_stale
     ),
     Case("forged cursor", lambda side, _: side.feed("limit=5&cursor=bm90LWEtY3Vyc29y")),
-    # Not plain: the lean view leaves these to webargs, which accepts or refuses them.
+    Case(
+        "no request id",
+        lambda side, _: side.client.get(
+            f"/v1/users/{side.user}/feed?limit=5", headers=side.tokens.user(side.user)
+        ),
+        prepare=_warm,
+    ),
+    Case(
+        "unusable request id",
+        lambda side, _: side.feed(**{"X-Request-ID": "two words"}),
+        prepare=_warm,
+    ),
+    Case(
+        "HEAD",
+        lambda side, _: side.client.head(
+            f"/v1/users/{side.user}/feed?limit=5", headers=side.auth()
+        ),
+        prepare=_warm,
+    ),
+    Case(
+        "escaped user id",
+        lambda side, _: side.client.get(
+            f"/v1/users/{side.user[:3]}%2F{side.user[3:]}/feed?limit=5", headers=side.auth()
+        ),
+    ),
+    Case(
+        "trailing slash",
+        lambda side, _: side.client.get(
+            f"/v1/users/{side.user}/feed/?limit=5", headers=side.auth()
+        ),
+    ),
+    # Not plain: the hot path leaves these to Flask and webargs, which accept or refuse them.
     _query("limit=0"),
     _query("limit=101"),
     _query("limit=abc"),
@@ -165,34 +198,41 @@ CASES = [
 
 @pytest.fixture
 def apps(make_app: Callable[..., Flask]) -> dict[str, Flask]:
-    """The app as shipped, one without lean views, and one to prepare cases: one Redis."""
+    """The app as shipped, one without its hot path, and one to prepare cases: one Redis."""
     limits = {"rate_limit_per_user": f"{PER_USER_LIMIT}/minute"}
-    found = {name: make_app(**limits) for name in ("lean", "documented", "setup")}
-    documented = found["documented"]
-    assert isinstance(documented, NewsfeedFlask) and documented.lean_views
-    documented.lean_views.clear()
+    found = {name: make_app(**limits) for name in ("hot", "documented", "setup")}
+    without_hot_path(found["documented"])
     setup = found["setup"]
     demo_corpus(setup.test_client(), Tokens(setup.extensions[EXTENSION]).admin(), 150)
     return found
+
+
+def without_hot_path(app: Flask) -> None:
+    hot = app.wsgi_app
+    assert isinstance(hot, FeedHotPath)
+    app.wsgi_app = hot.flask_app  # type: ignore[method-assign]
 
 
 def side(app: Flask, user: str) -> Side:
     return Side(app, app.test_client(), Tokens(app.extensions[EXTENSION]), user)
 
 
-def assert_same(lean: TestResponse, documented: TestResponse) -> None:
-    assert lean.status_code == documented.status_code, (lean.json, documented.json)
-    assert _headers(lean) == _headers(documented)
+def assert_same(hot: TestResponse, documented: TestResponse) -> None:
+    assert hot.status == documented.status, (hot.json, documented.json)
+    assert _headers(hot) == _headers(documented)
     for name in CLOCK_HEADERS:
         if name in documented.headers:
-            assert abs(int(lean.headers[name]) - int(documented.headers[name])) <= 1
-    assert _body(lean) == _body(documented)
+            assert abs(int(hot.headers[name]) - int(documented.headers[name])) <= 1
+    assert _body(hot) == _body(documented)
 
 
 def _headers(response: TestResponse) -> dict[str, str]:
-    return {
+    found = {
         name.lower(): value for name, value in response.headers.items() if name not in CLOCK_HEADERS
     }
+    if GENERATED_ID.fullmatch(found.get("x-request-id", "")):
+        found["x-request-id"] = "generated"
+    return found
 
 
 def _body(response: TestResponse) -> bytes:
@@ -216,48 +256,48 @@ def _counted(app: Flask) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_the_lean_view_answers_as_the_documented_view(apps, case: Case) -> None:
+def test_the_hot_path_answers_as_flask_does(apps, case: Case) -> None:
     user = re.sub(r"[^a-z0-9]+", "-", case.name.lower()).strip("-")[:40] + f"-{len(case.name)}"
     prepared = case.prepare(side(apps["setup"], user))
-    lean = case.ask(side(apps["lean"], user), prepared)
+    hot = case.ask(side(apps["hot"], user), prepared)
     documented = case.ask(side(apps["documented"], user), prepared)
-    assert_same(lean, documented)
-    assert _counted(apps["lean"]) == _counted(apps["documented"])
+    assert_same(hot, documented)
+    assert _counted(apps["hot"]) == _counted(apps["documented"])
 
 
 def test_a_miss_is_built_and_answered_alike(apps) -> None:
     """Each side's own build: the same articles in the same order (build ids, hence cursors
     and ETags, and scores to the microsecond of freshness differ between any two builds)."""
     answers = []
-    for name in ("lean", "documented"):
+    for name in ("hot", "documented"):
         asking = side(apps[name], "misses")
         asking.follow("syria")
         asking.follow("syria", "tech")  # a follow change: the next page is built afresh
         answers.append(asking.feed())
-    lean, documented = answers
-    assert lean.status_code == documented.status_code == 200
-    assert lean.headers["X-Feed-Cache"] == documented.headers["X-Feed-Cache"] == "miss"
-    assert sorted(lean.headers.keys()) == sorted(documented.headers.keys())
-    assert [i["id"] for i in lean.json["items"]] == [i["id"] for i in documented.json["items"]]
-    assert _counted(apps["lean"]) == _counted(apps["documented"])
+    hot, documented = answers
+    assert hot.status_code == documented.status_code == 200
+    assert hot.headers["X-Feed-Cache"] == documented.headers["X-Feed-Cache"] == "miss"
+    assert sorted(hot.headers.keys()) == sorted(documented.headers.keys())
+    assert [i["id"] for i in hot.json["items"]] == [i["id"] for i in documented.json["items"]]
+    assert _counted(apps["hot"]) == _counted(apps["documented"])
 
 
 def test_with_an_experiment_running_both_serve_and_count_the_variant(apps) -> None:
     setup = side(apps["setup"], "exposed")
     admin = Tokens(apps["setup"].extensions[EXTENSION]).admin()
     assert setup.client.post("/v1/experiments", json=EXPERIMENT, headers=admin).status_code == 201
-    assert setup.client.post("/v1/experiments/lean/start", headers=admin).status_code == 200
+    assert setup.client.post("/v1/experiments/hot/start", headers=admin).status_code == 200
     _warm(setup)
     pages = []
-    for name in ("lean", "documented"):
+    for name in ("hot", "documented"):
         answer = side(apps[name], "exposed").feed()
         results = side(apps[name], "exposed").client.get(
-            "/v1/experiments/lean/results", headers=admin
+            "/v1/experiments/hot/results", headers=admin
         )
         pages.append((answer, sum(v["pages"] for v in results.json["variants"])))
-    (lean, lean_pages), (documented, documented_pages) = pages
-    assert lean.json["experiment"] == "lean"
-    assert_same(lean, documented)
+    (hot, lean_pages), (documented, documented_pages) = pages
+    assert hot.json["experiment"] == "hot"
+    assert_same(hot, documented)
     assert (lean_pages, documented_pages) == (2, 3)  # setup's miss, then one page each
 
 
@@ -266,11 +306,10 @@ def test_redis_down_is_the_same_503(make_app: Callable[..., Flask], tmp_path: Pa
     server.start()
     try:
         url = server.url
-        lean, documented = make_app(redis_url=url), make_app(redis_url=url)
-        assert isinstance(documented, NewsfeedFlask)
-        documented.lean_views.clear()
+        hot, documented = make_app(redis_url=url), make_app(redis_url=url)
+        without_hot_path(documented)
         server.stop()
-        answers = [side(app, "reader").feed() for app in (lean, documented)]
+        answers = [side(app, "reader").feed() for app in (hot, documented)]
     finally:
         server.stop()
     assert answers[0].status_code == 503
@@ -298,3 +337,42 @@ def test_redis_down_is_the_same_503(make_app: Callable[..., Flask], tmp_path: Pa
 )
 def test_plain_queries_are_read_and_anything_else_is_left_to_the_schema(query, plain) -> None:
     assert plain_query(query) == plain
+
+
+def test_a_refused_request_is_counted_once(apps) -> None:
+    """Every refusal goes through the rate limit once, in either path: the 429 comes after
+    exactly PER_USER_LIMIT requests."""
+    statuses = {}
+    for name in ("hot", "documented"):
+        asking = side(apps[name], f"counted-once-{name}")
+        url = f"/v1/users/{asking.user}/feed?limit=5"
+        headers = asking.auth(user=f"refused-{name}")  # another reader's feed: 403 each
+        statuses[name] = [
+            asking.client.get(url, headers=headers).status_code for _ in range(PER_USER_LIMIT + 1)
+        ]
+    assert statuses["hot"] == statuses["documented"] == [403] * PER_USER_LIMIT + [429]
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_is_limited(make_app, tokens) -> None:
+    app = make_app(rate_limit_per_ip="3/minute", trusted_proxies=1)
+    client = app.test_client()
+
+    def via_balancer(user: str, client_ip: str) -> int:
+        headers = {**tokens.user(user), "X-Forwarded-For": client_ip}
+        url = f"/v1/users/{user}/feed?limit=5"
+        return client.get(url, headers=headers, environ_base={"REMOTE_ADDR": "10.9.9.9"}).status
+
+    demo_corpus(client, tokens.admin(), 30)  # the admin's request counts against 127.0.0.1
+    answers = [via_balancer(f"u{n}", "203.0.113.7") for n in range(4)]
+    assert [int(a.split()[0]) for a in answers] == [200, 200, 200, 429]
+    assert via_balancer("u9", "198.51.100.4").startswith("200")
+
+
+def test_with_cors_on_flask_answers_every_feed_request(make_app) -> None:
+    """flask-cors writes its headers on every /v1 answer, Origin or not: only Flask runs it."""
+    app = make_app(cors_origins=("https://news.example",))
+    assert not isinstance(app.wsgi_app, FeedHotPath)
+    demo_corpus(app.test_client(), Tokens(app.extensions[EXTENSION]).admin(), 30)
+    answer = side(app, "browser").feed(Origin="https://news.example")
+    assert answer.status_code == 200
+    assert answer.headers["Access-Control-Allow-Origin"] == "https://news.example"
