@@ -78,21 +78,6 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def worker_exit(server: Any, worker: Any) -> None:
-    """In the worker as it exits (after its last request): write its buffered experiment
-    exposures (feed.experiments.buffer). Also called in the master for a worker that died
-    there, which has no app: nothing to write then (a SIGKILLed worker's buffer is lost)."""
-    app = getattr(worker, "wsgi", None)
-    extensions = getattr(app, "extensions", None)
-    if not extensions:
-        return
-    from api.extensions import EXTENSION  # only in a worker: the master never imports the app
-
-    found = extensions.get(EXTENSION)
-    if found is not None:
-        found.exposures.close()
-
-
 def on_exit(server: Any) -> None:
     for path in _created_metrics_dir:
         shutil.rmtree(path, ignore_errors=True)

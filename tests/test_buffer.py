@@ -10,12 +10,10 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import redis
 
-from api.extensions import EXTENSION
 from devtools.demo import generate_articles
 from devtools.redis_server import RedisServer
 from feed import experiments
@@ -225,17 +223,6 @@ def test_served_pages_are_buffered_and_settled_before_results(client, tokens, se
     assert services.exposures.pending == 0
 
 
-def test_gunicorn_worker_exit_writes_the_workers_exposures(app, services, redis_client):
-    from config import gunicorn
-
-    experiment = stored(redis_client)
-    services.exposures.add(placed(experiment, "alice"), "alice", BASE)
-    gunicorn.worker_exit(None, SimpleNamespace(wsgi=None))  # in the master: no app, nothing
-    gunicorn.worker_exit(None, SimpleNamespace(wsgi=app))
-    assert app.extensions[EXTENSION].exposures.pending == 0
-    assert redis_client.exists(experiments.USER_KEY % ("alice", "ab"))
-
-
 @pytest.mark.slow
 def test_a_gunicorn_worker_writes_its_exposures_at_exit_and_a_killed_one_loses_them(
     tmp_path: Path, redis_server: RedisServer
@@ -273,7 +260,7 @@ def test_a_gunicorn_worker_writes_its_exposures_at_exit_and_a_killed_one_loses_t
             live.wait_ready()
             read(["kept-1", "kept-2", "kept-3"])
             assert experiments.counts(r, "ab") == {}  # all buffered: the interval is an hour
-        # SIGTERM: the worker finishes and its worker_exit hook writes what it holds.
+        # SIGTERM: the worker finishes its requests and exits; atexit writes what it holds.
         found = experiments.counts(r, "ab")
         assert sum(v["users"] for v in found.values()) == 3
         assert sum(v["pages"] for v in found.values()) == 6

@@ -93,7 +93,7 @@ class ExposureBuffer:
         self._closed = False
         with _live_lock:
             _live.add(self)
-        atexit.register(self.close)  # processes other than gunicorn workers (worker_exit)
+        atexit.register(self.close)  # at exit: gunicorn workers (SIGTERM), the CLI, tests
 
     @property
     def pending(self) -> int:
