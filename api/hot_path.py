@@ -34,7 +34,7 @@ from flask import Flask, g, request
 from api.auth import Caller, check_self, claims_of, verify
 from api.extensions import EXTENSION
 from api.feed_query import plain_query
-from api.limits import LIMITED_PREFIX, RateLimits, client_ip, refuse
+from api.limits import RateLimits, client_ip, refuse
 from api.logs import REQUEST_ID_HEADER, chosen_request_id
 from api.users import feed_reply
 from config.logs import current_request_id
@@ -48,15 +48,13 @@ if TYPE_CHECKING:
 
 HANDOFF = "newsfeed.handoff"  # the environ key of a request handed to Flask
 FEED_ENDPOINT = "users.Feed"
-PREFIX, SUFFIX = "/v1/users/", "/feed"
+PREFIX, SUFFIX = "/v1/users/", "/feed"  # under /v1: rate limited (api.limits), as in Flask
 # Every answer of the app carries these (api/__init__.py's after-request hook adds them).
 ALWAYS = {"X-Content-Type-Options": "nosniff"}
 STATUS_LINES = {200: "200 OK", 304: "304 NOT MODIFIED"}
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-assert LIMITED_PREFIX == PREFIX[: len(LIMITED_PREFIX)]  # the feed is a rate-limited route
 
 
 @dataclass(frozen=True)
