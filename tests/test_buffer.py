@@ -18,7 +18,7 @@ from devtools.demo import generate_articles
 from devtools.redis_server import RedisServer
 from feed import experiments
 from feed.experiments.assignment import Assignment, Experiment, Variant, assign
-from feed.experiments.buffer import ExposureBuffer
+from feed.experiments.buffer import ExposureBuffer, RecentMarks
 from feed.experiments.exposures import HOUR_SECONDS, HOURLY_KEY
 from feed.storage.connection import open_redis
 from tests.factories import demo_corpus
@@ -268,3 +268,31 @@ def test_a_gunicorn_worker_writes_its_exposures_at_exit_and_a_killed_one_loses_t
     finally:
         r.flushall()
         r.close()
+
+
+def test_a_reader_marked_lately_costs_no_script_but_every_page_counts(redis_client, buffer):
+    experiment = stored(redis_client)
+    assignment = placed(experiment, "alice")
+    marker = experiments.USER_KEY % ("alice", "ab")
+    buffer.add(assignment, "alice", BASE)
+    assert buffer.flush()
+    assert redis_client.exists(marker)
+    redis_client.delete(marker)  # were it marked again, the marker would come back
+    for n in range(3):
+        buffer.add(assignment, "alice", BASE + n)
+    assert buffer.flush()
+    assert not redis_client.exists(marker)
+    found = experiments.counts(redis_client, "ab")[assignment.variant]
+    assert (found["pages"], found["users"]) == (4, 1)
+
+
+def test_recent_marks_expire_and_stay_bounded():
+    marks = RecentMarks(seconds=3600, capacity=2)
+    marks.add([("a", "ab"), ("b", "ab")])
+    assert ("a", "ab") in marks and ("b", "ab") in marks
+    marks.add([("a", "ab"), ("c", "ab")])  # "a" marked again: "b" is now the oldest
+    assert ("b", "ab") not in marks
+    assert ("a", "ab") in marks and ("c", "ab") in marks
+    stale = RecentMarks(seconds=0)
+    stale.add([("a", "ab")])
+    assert ("a", "ab") not in stale  # due to be marked again (and its expiry refreshed)

@@ -257,11 +257,18 @@ def record_exposure(
     add_counts(r, expose(r, [Exposure(assignment, user_id, _now(now))]))
 
 
-def expose(r: redis.Redis, batch: Sequence[Exposure]) -> Increments:
+def expose(
+    r: redis.Redis,
+    batch: Sequence[Exposure],
+    marked: Callable[[tuple[str, str]], bool] = lambda _: False,
+) -> Increments:
     """Count a batch of served pages in one pipeline: one mark-exposed script per distinct
     (user, experiment) and one HINCRBY per (key, field) with the pages summed. Answers the
     users increments owed for first exposures (for :func:`add_counts`): each one in the hour
-    of that user's first page in the batch, as the pages one by one would have counted it."""
+    of that user's first page in the batch, as the pages one by one would have counted it.
+
+    ``marked``: (user, experiment) pairs known to be marked already (the buffer's recent
+    marks): their pages count, without the script, so none of them is a first exposure."""
     pages: Increments = Counter()
     firsts: dict[tuple[str, str], Exposure] = {}
     for exposure in batch:
@@ -271,8 +278,9 @@ def expose(r: redis.Redis, batch: Sequence[Exposure]) -> Increments:
         pages[
             exposures.HOURLY_KEY % (name, shard), exposures.field(exposure.now, variant, "pages")
         ] += 1
-        firsts.setdefault((exposure.user_id, name), exposure)
-    if not firsts:
+        if not marked((exposure.user_id, name)):
+            firsts.setdefault((exposure.user_id, name), exposure)
+    if not pages:
         return Counter()
     pipe = r.pipeline(transaction=False)
     for (user_id, name), exposure in firsts.items():

@@ -39,6 +39,13 @@ MAX_PENDING = 100_000
 WARN_EVERY_SECONDS = 10.0
 # At exit the flusher gets this long to finish a flush in flight before the last one.
 JOIN_SECONDS = 5.0
+# A reader this process marked exposed is not marked again for this long: their later pages
+# cost no script, only their share of the summed HINCRBYs. Marking again refreshes the
+# marker's 90-day expiry, so an hour is far inside it.
+REMARK_SECONDS = 3600.0
+# Readers remembered as marked, per process (about 200 bytes each); the oldest are forgotten
+# first, and marked again on their next page.
+MAX_MARKED = 100_000
 
 # The buffers of this process, so that a read of its results, or the events of a user whose
 # first exposure may still wait here, can settle them first (see settle()).
@@ -55,6 +62,27 @@ def settle(user_ids: Collection[str] | None = None) -> None:
     for buffer in buffers:
         if buffer.holds(user_ids):
             buffer.flush()
+
+
+class RecentMarks:
+    """(user, experiment) pairs this process marked exposed within ``seconds``."""
+
+    def __init__(self, seconds: float = REMARK_SECONDS, capacity: int = MAX_MARKED) -> None:
+        self._seconds = seconds
+        self._capacity = capacity
+        self._at: dict[tuple[str, str], float] = {}  # oldest first
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        at = self._at.get(key)
+        return at is not None and time.monotonic() - at < self._seconds
+
+    def add(self, keys: Collection[tuple[str, str]]) -> None:
+        now = time.monotonic()
+        for key in keys:
+            self._at.pop(key, None)  # to the end: the newest
+            self._at[key] = now
+        while len(self._at) > self._capacity:
+            del self._at[next(iter(self._at))]
 
 
 class ExposureBuffer:
@@ -83,6 +111,7 @@ class ExposureBuffer:
         # Users increments of a flush whose first step was written and second failed: retried
         # alone, since repeating the first step would find those users already exposed.
         self._owed: experiments.Increments = Counter()
+        self._marks = RecentMarks()  # used by the one flush at a time
         self._unreported_drops = 0
         self.dropped = 0  # exposures dropped over the cap since this buffer was made
         self._failing_since: float | None = None
@@ -146,7 +175,13 @@ class ExposureBuffer:
                 if self._owed:
                     experiments.add_counts(self._redis, self._owed)
                     self._owed = Counter()
-                owed = experiments.expose(self._redis, batch)
+                marking = {
+                    key
+                    for e in batch
+                    if (key := (e.user_id, e.assignment.experiment)) not in self._marks
+                }
+                owed = experiments.expose(self._redis, batch, lambda key: key not in marking)
+                self._marks.add(marking)
             except Exception as exc:  # a request or the flusher must never see it
                 self._requeue(batch)
                 self._failed(exc)
