@@ -45,6 +45,7 @@ class Variants:
         self._exposures = exposures
         self._rankers: dict[str, Ranker] = {"": default}
         self._assignments: dict[str, Assignment] = {}
+        self._labels: dict[str, bytes] = {}  # the response's members, per variant key
 
     def assign(self, raw_running: bytes | None, user_id: str) -> Serving:
         running = experiments.parse_running(raw_running)
@@ -52,8 +53,11 @@ class Variants:
         if assignment is None:
             return DEFAULT
         self._assignments.setdefault(assignment.key, assignment)
-        label = json.dumps({"experiment": assignment.experiment, "variant": assignment.variant})
-        return Serving(assignment.key, label[1:-1].encode() + b",", assignment)
+        label = self._labels.get(assignment.key)
+        if label is None:  # once per variant: this runs on every page served
+            members = {"experiment": assignment.experiment, "variant": assignment.variant}
+            label = self._labels[assignment.key] = json.dumps(members)[1:-1].encode() + b","
+        return Serving(assignment.key, label, assignment)
 
     def ranker(self, key: str) -> Ranker:
         found = self._rankers.get(key)
