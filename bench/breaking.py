@@ -20,13 +20,10 @@ import argparse
 import http.client
 import json
 import random
-import secrets
-import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from bench.common import (
@@ -41,13 +38,10 @@ from bench.common import (
     percentile,
     store_corpus,
 )
-from bench.context import Bench
+from bench.context import Bench, standalone
 from bench.history import HISTORY, HistoryBuilds, cold_with_history
-from bench.load import pick_load_generator
-from bench.report import Report, machine_info
 from bench.servers import Gunicorn
 from devtools.demo import generate_articles
-from devtools.redis_server import RedisServer
 from feed.corpus import articles
 from feed.readers import subscriptions
 from feed.readers.tokens import issue_token
@@ -219,25 +213,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.breaking")
     parser.add_argument("--quick", action="store_true", help="10k corpus only, fewer samples")
     args = parser.parse_args(argv)
-    profile = PROFILES[args.quick]
-    load_name, load = pick_load_generator("auto")
-    with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsfeed-bench-")))
-        server = stack.enter_context(RedisServer(tmp / "redis", appendonly=False))
-        report = Report(
-            datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
-            "quick" if profile.quick else "full",
-            machine_info(server, load_name),
-        )
-        bench = Bench(profile, report, server, secrets.token_urlsafe(32), tmp, load)
-        for size in profile.cold_sizes:
+    with standalone(PROFILES[args.quick]) as bench:
+        for size in bench.profile.cold_sizes:
             r = bench.fresh_db()
             store_corpus(r, bench.corpus(size, f"bench{size}"))
             log(f"{size:,} articles stored")
             bench.time_reindex(r, size)
             breaking_news(bench, size)
-    report.sort()
-    print(report.render())
 
 
 if __name__ == "__main__":

@@ -5,9 +5,13 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import secrets
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +30,8 @@ from bench.common import (
     log,
     median,
 )
-from bench.load import LoadFn
-from bench.report import Report
+from bench.load import LoadFn, pick_load_generator
+from bench.report import Report, machine_info
 from config import ENV_PREFIX, Settings
 from devtools.demo import generate_articles
 from devtools.redis_server import RedisServer
@@ -157,3 +161,21 @@ class Bench:
             port, f"/v1/users/{user}/feed?limit={PAGE_LIMIT}", {"Authorization": auth}
         )
         return body
+
+
+@contextmanager
+def standalone(profile: Profile) -> Iterator[Bench]:
+    """A Bench of its own for a section run alone (``python -m bench.<section>``): a private
+    Redis in a temporary directory; the report is printed when the section is done."""
+    load_name, load = pick_load_generator("auto")
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsfeed-bench-")))
+        server = stack.enter_context(RedisServer(tmp / "redis", appendonly=False))
+        report = Report(
+            datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+            "quick" if profile.quick else "full",
+            machine_info(server, load_name),
+        )
+        yield Bench(profile, report, server, secrets.token_urlsafe(32), tmp, load)
+    report.sort()
+    print(report.render())

@@ -26,6 +26,14 @@ from tests.live import GUNICORN, REPO, _running, bearer, free_port
 
 BASE = 1_700_000_000 // HOUR_SECONDS * HOUR_SECONDS  # an hour's start
 NEVER = 3600.0  # a flush interval the tests never reach: they flush by hand
+EXPERIMENT = {  # as the API takes it
+    "name": "ab",
+    "variants": [
+        {"name": "control", "ranker": "tfidf", "params": {}, "weight": 1},
+        {"name": "fresh", "ranker": "latest", "params": {}, "weight": 1},
+    ],
+    "traffic": 1.0,
+}
 
 
 def stored(r: redis.Redis, name: str = "ab") -> Experiment:
@@ -202,15 +210,7 @@ def test_close_writes_what_is_pending_and_later_adds_at_once(redis_client):
 def test_served_pages_are_buffered_and_settled_before_results(client, tokens, services):
     admin = tokens.admin()
     demo_corpus(client, admin, 40)
-    experiment = {
-        "name": "ab",
-        "variants": [
-            {"name": "control", "ranker": "tfidf", "params": {}, "weight": 1},
-            {"name": "fresh", "ranker": "latest", "params": {}, "weight": 1},
-        ],
-        "traffic": 1.0,
-    }
-    assert client.post("/v1/experiments", json=experiment, headers=admin).status_code == 201
+    assert client.post("/v1/experiments", json=EXPERIMENT, headers=admin).status_code == 201
     assert client.post("/v1/experiments/ab/start", headers=admin).status_code == 200
     for n in range(6):
         user = f"reader-{n}"
@@ -233,15 +233,7 @@ def test_a_gunicorn_worker_writes_its_exposures_at_exit_and_a_killed_one_loses_t
     try:
         with _running(command, tmp_path, redis_server.url, 1, 4, {}, cwd=REPO) as live:
             live.ingest(generate_articles(60))
-            experiment = {
-                "name": "ab",
-                "variants": [
-                    {"name": "control", "ranker": "tfidf", "params": {}, "weight": 1},
-                    {"name": "fresh", "ranker": "latest", "params": {}, "weight": 1},
-                ],
-                "traffic": 1.0,
-            }
-            created = live.call("POST", "/v1/experiments", headers=live.admin, json_body=experiment)
+            created = live.call("POST", "/v1/experiments", headers=live.admin, json_body=EXPERIMENT)
             assert created.status == 201, created.body
             assert live.call("POST", "/v1/experiments/ab/start", headers=live.admin).status == 200
 
