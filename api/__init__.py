@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response
-from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import (
@@ -26,10 +25,11 @@ from api import (
     web,
 )
 from api.auth import SECURITY_SCHEME
+from api.cors import init_cors
 from api.errors import NewsfeedApi, register_error_handlers
 from api.extensions import EXTENSION
 from api.limits import app_limits, init_limits
-from api.logs import REQUEST_ID_HEADER, init_request_ids
+from api.logs import init_request_ids
 from config import Settings
 from feed.services import build_services
 from feed.serving.observer import FeedObserver
@@ -39,15 +39,6 @@ if TYPE_CHECKING:
     from api.metrics import Metrics
 
 API_VERSION = "1.0.0"
-CORS_EXPOSED_HEADERS = [
-    "X-Feed-Cache",
-    "ETag",
-    "Retry-After",
-    "X-RateLimit-Limit",
-    "X-RateLimit-Remaining",
-    "X-RateLimit-Reset",
-    REQUEST_ID_HEADER,
-]
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
 
 
@@ -61,11 +52,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     init_services(app, settings, observer=metrics.feed)
     init_redis_budget(app, settings)
     init_limits(app, settings)
-    init_cors(app, settings)
+    cors = init_cors(app, settings)
     init_security_headers(app)
     register_api(app)
     register_error_handlers(app)
-    hot_path.install(app, metrics, app_limits(app), cors=bool(settings.cors_origins))
+    hot_path.install(app, metrics, app_limits(app), cors)
     init_proxies(app, settings)  # outermost: the hot path sees the forwarded client too
     return app
 
@@ -148,18 +139,6 @@ def init_security_headers(app: Flask) -> None:
     def no_sniffing(response: Response) -> Response:
         response.headers.update(hot_path.ALWAYS)
         return response
-
-
-def init_cors(app: Flask, settings: Settings) -> None:
-    """Allow the configured browser origins to call /v1; nothing is open by default."""
-    if settings.cors_origins:
-        CORS(
-            app,
-            resources={r"/v1/*": {"origins": list(settings.cors_origins)}},
-            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
-            expose_headers=CORS_EXPOSED_HEADERS,
-            max_age=600,
-        )
 
 
 def register_api(app: Flask) -> None:

@@ -10,11 +10,11 @@ view call, in the same order:
 request id (``api.logs``) → Redis wait budget (``feed.storage.deadline``) → caller
 (``api.auth.verify``) → rate limits (``api.limits.RateLimits``) → claims and self check
 (``api.auth``) → the page (``FeedService.page``) and its reply (``api.users.feed_reply``) →
-request metrics (``api.metrics``), with the headers every response carries.
+request metrics (``api.metrics``), with the headers every response carries (and CORS's).
 
 Anything else goes to Flask untouched: another path, method or query. With CORS on
-(NEWSFEED_CORS_ORIGINS) there is no hot path: flask-cors writes its headers on every /v1
-answer, and only Flask's path runs it. Once a piece has run,
+(NEWSFEED_CORS_ORIGINS), the headers flask-cors's hook would add come from its own functions
+(``api.cors.CorsHeaders``). Once a piece has run,
 any failure (a 401, 403 or 429, a bad cursor, Redis down, a bug) is *handed off*: Flask gets
 the request with what was decided (request id, caller, clock, the rate-limit denial) and the
 exception, raised by its first hook, so its error handlers and after-request hooks write the
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, g, request
 
 from api.auth import Caller, check_self, claims_of, verify
+from api.cors import CorsHeaders
 from api.extensions import EXTENSION
 from api.feed_query import plain_query
 from api.limits import RateLimits, client_ip, refuse
@@ -75,6 +76,7 @@ class FeedHotPath:
         services: Services,
         metrics: Metrics,
         limits: RateLimits | None,
+        cors: CorsHeaders | None,
         *,
         route: str,
     ) -> None:
@@ -82,6 +84,7 @@ class FeedHotPath:
         self._services = services
         self._metrics = metrics
         self._limits = limits
+        self._cors = cors
         self._route = route  # the metrics label, as Flask's rule names it
         self._budget = services.settings.redis_socket_timeout
 
@@ -127,6 +130,9 @@ class FeedHotPath:
             headers[REQUEST_ID_HEADER] = request_id
             if status == 200:
                 headers["Content-Length"] = str(len(body))
+            reply = list(headers.items())
+            if self._cors is not None:
+                reply += self._cors.for_get(environ)
             self._metrics.observe_request(self._route, "GET", status, time.perf_counter() - started)
         except Exception as error:  # noqa: BLE001 - Flask answers it, as it would any error
             environ[HANDOFF] = Handoff(request_id, started, caller, denial, error)
@@ -134,7 +140,7 @@ class FeedHotPath:
         finally:
             end_request_budget()
             current_request_id.reset(logged_as)
-        start_response(STATUS_LINES[status], list(headers.items()))
+        start_response(STATUS_LINES[status], reply)
         return (body,)
 
 
@@ -155,13 +161,13 @@ def take_handoff() -> None:
     raise handoff.error
 
 
-def install(app: Flask, metrics: Metrics, limits: RateLimits | None, *, cors: bool) -> None:
+def install(
+    app: Flask, metrics: Metrics, limits: RateLimits | None, cors: CorsHeaders | None
+) -> None:
     """Put the hot path in front of the app's WSGI callable (inside ProxyFix, which is
-    installed after it), and its handoff hook before every other hook; none with CORS on."""
-    if cors:
-        return
+    installed after it), and its handoff hook before every other hook."""
     route = next(rule.rule for rule in app.url_map.iter_rules() if rule.endpoint == FEED_ENDPOINT)
     app.wsgi_app = FeedHotPath(  # type: ignore[method-assign]
-        app.wsgi_app, app.extensions[EXTENSION], metrics, limits, route=route
+        app.wsgi_app, app.extensions[EXTENSION], metrics, limits, cors, route=route
     )
     app.before_request_funcs.setdefault(None, []).insert(0, take_handoff)

@@ -368,11 +368,22 @@ def test_behind_a_trusted_proxy_the_forwarded_client_is_limited(make_app, tokens
     assert via_balancer("u9", "198.51.100.4").startswith("200")
 
 
-def test_with_cors_on_flask_answers_every_feed_request(make_app) -> None:
-    """flask-cors writes its headers on every /v1 answer, Origin or not: only Flask runs it."""
-    app = make_app(cors_origins=("https://news.example",))
-    assert not isinstance(app.wsgi_app, FeedHotPath)
-    demo_corpus(app.test_client(), Tokens(app.extensions[EXTENSION]).admin(), 30)
-    answer = side(app, "browser").feed(Origin="https://news.example")
-    assert answer.status_code == 200
-    assert answer.headers["Access-Control-Allow-Origin"] == "https://news.example"
+@pytest.mark.parametrize(
+    "origin", [None, "https://news.example", "https://NEWS.example", "https://elsewhere.example"]
+)
+@pytest.mark.parametrize("origins", [("https://news.example",), ("https://news.example", "*")])
+def test_with_cors_on_both_answer_alike(make_app, origin: str | None, origins) -> None:
+    """flask-cors adds its headers to every /v1 answer, Origin or not; the hot path adds the
+    same, from flask-cors's own functions."""
+    setup, hot, documented = (make_app(cors_origins=origins) for _ in range(3))
+    without_hot_path(documented)
+    demo_corpus(setup.test_client(), Tokens(setup.extensions[EXTENSION]).admin(), 60)
+    _warm(side(setup, "browser"))
+    extra = {} if origin is None else {"Origin": origin}
+    answers = [side(app, "browser").feed(**extra) for app in (hot, documented)]
+    assert answers[0].status_code == 200
+    assert "Access-Control-Allow-Origin" in answers[1].headers or origin is not None
+    assert_same(*answers)
+    assert answers[0].headers.getlist("Access-Control-Allow-Origin") == answers[1].headers.getlist(
+        "Access-Control-Allow-Origin"
+    )
