@@ -11,7 +11,8 @@ counts 1/N in each, so the sum over a host's workers counts it once. A worker's 
 is its PSS once loaded minus its PSS before (imports done, Redis connected), with every worker
 alive at both reads; the host's is the sum over its workers. Medians over ``RUNS`` hosts, each
 with a new directory (the first worker writes the file). Then one breaking article is
-vectorised into each worker's model (its extension is the process's own) and read again.
+vectorised into each worker's model (its rows are the process's own: the pages of the file's
+room it writes them to, copy-on-write) and read again.
 
 Alone: ``python -m bench.memory [--quick]`` (its own Redis, corpora and models).
 """
@@ -20,26 +21,20 @@ from __future__ import annotations
 
 import argparse
 import gc
-import secrets
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import redis
 
 from bench.common import PROFILES, REPO, log, median
-from bench.context import Bench
-from bench.load import pick_load_generator
-from bench.report import Report, machine_info
+from bench.context import Bench, standalone
 from devtools.demo import generate_articles
-from devtools.redis_server import RedisServer
 from feed.model import store as model_store
 from feed.model.keeper import ModelKeeper
 from recommender.model import CorpusModel, Doc, fit
@@ -130,7 +125,8 @@ def _report(
         f"{label}: 4 workers / 1 worker, shared, after a breaking article",
         after,
         "x",
-        note="each worker's extension is its own: the sims and members it copies",
+        note="each worker's new rows are in its copy-on-write map of the file: "
+        "only the pages they touch are its own",
     )
     bench.report.details[f"memory_{size}"] = {
         f"{w}_{'shared' if s else 'own'}": [
@@ -236,7 +232,9 @@ def _serve(model: CorpusModel, ranker: TfidfRanker) -> None:
         read = model.ids[reader * HISTORY : (reader + 1) * HISTORY]
         history = tuple((str(i), now - 60) for i in read)
         ranker.rank(model, RankRequest(tuple(model.slugs[:2]), now, 300, history=history))
-    for array in model.to_arrays(derived=True).values():
+    # A mapped model's derived arrays (centroids, id table) are in its file; an extended
+    # model reads its parent's, and asked for its own would build an id table here.
+    for array in model.to_arrays(derived=model.row_table is not None).values():
         np.ascontiguousarray(array).reshape(-1).view(np.uint8)[::4096].sum()
     gc.collect()
 
@@ -272,22 +270,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.child:
         child(*args.child)
         return
-    profile = PROFILES[args.quick]
-    load_name, load = pick_load_generator("auto")  # the Bench wants one; nothing here loads
-    with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="newsfeed-bench-")))
-        server = stack.enter_context(RedisServer(tmp / "redis", appendonly=False))
-        report = Report(
-            datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
-            "quick" if profile.quick else "full",
-            machine_info(server, load_name),
-        )
-        bench = Bench(profile, report, server, secrets.token_urlsafe(32), tmp, load)
-        for size in profile.cold_sizes:
+    with standalone(PROFILES[args.quick]) as bench:
+        for size in bench.profile.cold_sizes:
             _publish(bench.fresh_db(), size)
             memory_section(bench, size)
-    report.sort()
-    print(report.render())
 
 
 if __name__ == "__main__":

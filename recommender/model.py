@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -15,12 +15,14 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from recommender.row_index import RowIndex, build_table
-from recommender.rows import Storage, set_rows, spare_copy
+from recommender.rows import Storage, capacity_for, set_rows, spare_copy
 
 # Bounds the vocabulary (and so model size and fit time) on large corpora.
 MAX_FEATURES = 2**17
 # Bumped whenever the arrays below change meaning; older artifacts are then refitted.
 ARTIFACT_FORMAT = 4
+# The arrays with a row per article, besides the vectors: an extension appends to each.
+PER_ARTICLE = ("ids", "published", "members", "sims")
 
 
 @dataclass(frozen=True)
@@ -33,14 +35,23 @@ class Doc:
 
 @dataclass(frozen=True, eq=False)
 class Vocabulary:
-    """The fitted vectorizer's state: enough to vectorise new text exactly as the fit did."""
+    """The fitted vectorizer's state: enough to vectorise new text exactly as the fit did.
 
-    terms: bytes  # UTF-8, one term per line in column order (a token never holds a newline)
+    Looked up by binary search over ``terms``, which may be a read-only map that a host's
+    processes share: a dict of a 131k-term vocabulary would be each process's own 15 MB.
+    """
+
+    # UTF-8, one term per line (a token never holds a newline), in column order, which is
+    # sorted: a fit numbers its terms in sorted order (``of`` checks).
+    terms: NDArray[np.uint8]
     idf: NDArray[np.float32]
 
     @classmethod
     def of(cls, vectorizer: TfidfVectorizer) -> Vocabulary:
-        terms = "\n".join(vectorizer.get_feature_names_out()).encode()
+        names: list[str] = vectorizer.get_feature_names_out().tolist()
+        if names != sorted(names):
+            raise ValueError("the fitted terms are not in sorted column order")
+        terms = np.frombuffer("\n".join(names).encode(), dtype=np.uint8)
         return cls(terms, np.asarray(vectorizer.idf_, dtype=np.float32))
 
     @property
@@ -48,22 +59,67 @@ class Vocabulary:
         return len(self.idf)
 
     @cached_property
-    def _vectorizer(self) -> TfidfVectorizer:
-        # Built on first use, once per loaded model: a large vocabulary takes tens of ms.
-        vectorizer = make_vectorizer(0)
-        terms = self.terms.decode().split("\n")
-        vectorizer.set_params(vocabulary={term: column for column, term in enumerate(terms)})
-        vectorizer.idf_ = self.idf
-        return vectorizer
+    def _starts(self) -> NDArray[np.int64]:
+        """Where each term starts in ``terms``, then one past the end: term ``j`` is
+        ``terms[starts[j] : starts[j + 1] - 1]`` (1 MB at 131k terms)."""
+        breaks = np.flatnonzero(self.terms == NEWLINE)
+        return np.concatenate(([0], breaks + 1, [len(self.terms) + 1])).astype(np.int64)
+
+    @cached_property
+    def _analyzer(self) -> Callable[[str], list[str]]:
+        """A text's tokens as the fit saw them: its preprocessing, token pattern, stop words."""
+        analyzer: Callable[[str], list[str]] = make_vectorizer(0).build_analyzer()
+        return analyzer
+
+    def column(self, token: str) -> int | None:
+        """The column of ``token``, or None: binary search in the sorted terms (UTF-8 bytes
+        sort as the strings do)."""
+        key, terms, starts = token.encode(), self.terms, self._starts
+        lo, hi = 0, self.size
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if terms[starts.item(mid) : starts.item(mid + 1) - 1].tobytes() < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < self.size and terms[starts.item(lo) : starts.item(lo + 1) - 1].tobytes() == key:
+            return lo
+        return None
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        """L2-normalised TF-IDF rows, in the fitted columns."""
+        """L2-normalised TF-IDF rows, in the fitted columns: the fit's own vectorizer, given
+        only the terms these texts hold."""
         if self.size == 0:
             return sparse.csr_matrix((len(texts), 0), dtype=np.float32)
-        return sparse.csr_matrix(self._vectorizer.transform(texts), dtype=np.float32)
+        tokens = [self._analyzer(text) for text in texts]
+        found = {t: self.column(t) for t in {t for text in tokens for t in text}}
+        known = sorted((column, t) for t, column in found.items() if column is not None)
+        if not known:
+            return sparse.csr_matrix((len(texts), self.size), dtype=np.float32)
+        # The terms in column order: each row's entries come out in the same order as over
+        # the whole vocabulary, so they are weighed and normalised to the same floats.
+        columns = np.array([column for column, _ in known], dtype=np.int64)
+        vectorizer = make_vectorizer(0)
+        vectorizer.set_params(
+            analyzer=_tokens_given,
+            stop_words=None,  # applied by ``_analyzer`` already
+            vocabulary={t: j for j, (_, t) in enumerate(known)},
+        )
+        vectorizer.idf_ = self.idf[columns]
+        some = sparse.csr_matrix(vectorizer.transform(tokens), dtype=np.float32)
+        return sparse.csr_matrix(
+            (some.data, columns[some.indices].astype(some.indices.dtype), some.indptr),
+            shape=(len(texts), self.size),
+        )
 
 
-EMPTY_VOCABULARY = Vocabulary(b"", np.zeros(0, dtype=np.float32))
+def _tokens_given(tokens: list[str]) -> list[str]:
+    """The analyzer of texts already split into tokens."""
+    return tokens
+
+
+NEWLINE = ord("\n")
+EMPTY_VOCABULARY = Vocabulary(np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.float32))
 
 
 @dataclass
@@ -93,6 +149,9 @@ class CorpusModel:
     # ``ids``' hash table (recommender/row_index.py), when the model came from a file that
     # holds one; None: ``row_of`` is a dict built on first need.
     row_table: NDArray[np.signedinteger[Any]] | None = None
+    # Holds ``ids``, ``published``, ``members`` and ``sims`` with room to append rows (the
+    # PER_ARTICLE arrays); None: copied on the first extension.
+    per_article: Storage | None = None
 
     @property
     def size(self) -> int:
@@ -148,12 +207,17 @@ class CorpusModel:
         The fitted categories keep their centroids, so every other row keeps its similarities;
         a category the fit did not know gets the centroid of its articles here, as a fit
         would compute it. A refit later re-weighs everything.
+
+        New articles of fitted categories are written past this model's rows, into the room
+        of its storages (recommender/rows.py), which a mapped model has in the host's file:
+        only the pages written become this process's own. Anything else (a replaced row, a
+        category new since the fit) is written into copies, with room for the next articles.
         """
         latest = {doc.id: doc for doc in docs}  # the last version of an id wins
         if not latest:
             return self
         docs = list(latest.values())
-        n, known = self.size, len(self.slugs)
+        n = self.size
         slugs = self.slugs + sorted({s for d in docs for s in d.categories} - set(self.slugs))
         column = {slug: j for j, slug in enumerate(slugs)}
         index = self.row_of
@@ -166,48 +230,78 @@ class CorpusModel:
         row_of = (
             index.with_added(new_rows) if isinstance(index, RowIndex) else {**index, **new_rows}
         )
-        new_ids = np.array([d.id for d, row in zip(docs, rows, strict=True) if row >= n])
-
-        published = np.concatenate([self.published, np.zeros(total - n)])
-        published[rows] = [d.published for d in docs]
-        members = np.zeros((total, len(slugs)), dtype=np.bool_)
-        members[:n, :known] = self.members
-        members[rows] = False
-        for row, doc in zip(rows, docs, strict=True):
-            members[row, [column[s] for s in doc.categories]] = True
-
+        new_ids = np.array([d.id for d, row in zip(docs, rows, strict=True) if row >= n], np.str_)
+        fitted = self.fitted_centroids
+        fixed = fitted.shape[0]
         fresh = self.vectorize([d.text for d in docs])
         vectors, storage = set_rows(self.vectors, self.storage, fresh, rows)
 
-        fitted = self.fitted_centroids
-        fixed = fitted.shape[0]
-        sims = np.zeros((total, len(slugs)), dtype=np.float32)
-        sims[:n, :known] = self.sims
+        appending = len(new_rows) == len(docs)
+        per_article = self._per_article_storage(total, len(slugs), new_ids, appending=appending)
+        ids, published, members, sims = (per_article[name] for name in PER_ARTICLE)
+        ids[n:total] = new_ids
+        published[rows] = [d.published for d in docs]
+        members[rows] = False
+        for row, doc in zip(rows, docs, strict=True):
+            members[row, [column[s] for s in doc.categories]] = True
         sims[rows, :fixed] = (fresh @ fitted.T).toarray()
         centroids = fitted
         if len(slugs) > fixed:  # categories new since the fit: centroids of their articles now
             # Only rows added or replaced since the fit can be in them.
-            holders = np.flatnonzero(members[:, fixed:].any(axis=1))
+            holders = np.flatnonzero(members[:total, fixed:].any(axis=1))
             added = _centroids(vectors[holders], members[holders, fixed:])
-            sims[:, fixed:] = vectors @ added.T.toarray()
+            sims[:total, fixed:] = vectors @ added.T.toarray()
             centroids = sparse.vstack([fitted, added], format="csr")
         gram = np.asarray((centroids @ centroids.T).toarray(), dtype=np.float64)
         gram[:fixed, :fixed] = self.gram[:fixed, :fixed]
 
+        # Read-only: the rows past ``total`` are the next extension's to write, and these
+        # stay as they are for the requests ranking with this model meanwhile.
+        ids, published, members, sims = (
+            _read_only(a[:total]) for a in (ids, published, members, sims)
+        )
         extended = CorpusModel(
-            np.concatenate([self.ids, new_ids]) if len(new_ids) else self.ids,
-            published,
-            slugs,
-            members,
-            sims,
-            gram,
-            vectors,
-            self.vocabulary,
-            fitted,
-            storage,
+            ids=ids,
+            published=published,
+            slugs=slugs,
+            members=members,
+            sims=sims,
+            gram=gram,
+            vectors=vectors,
+            vocabulary=self.vocabulary,
+            centroids=fitted,
+            storage=storage,
+            per_article=per_article,
         )
         extended.row_of = row_of  # cached_property: seeded with the index made above
         return extended
+
+    def _per_article_storage(
+        self, total: int, categories: int, new_ids: NDArray[np.str_], *, appending: bool
+    ) -> Storage:
+        """The per-article arrays that an extension to ``total`` rows and ``categories``
+        columns writes: this model's, when it only appends rows of fitted categories and they
+        fit past its end (its own rows then stay as they are); else a copy, with room."""
+        own = self.per_article
+        if (
+            own is not None
+            and appending
+            # Columns of categories new since the fit change in every row at each extension.
+            and categories == self.fitted_centroids.shape[0]
+            and np.can_cast(new_ids.dtype, own["ids"].dtype)  # a longer id needs wider ids
+            and own.claim(self.size, total - self.size)
+        ):
+            return own
+        n, known = self.size, len(self.slugs)
+        capacity = capacity_for(total)
+        ids = np.zeros(capacity, dtype=np.result_type(self.ids.dtype, new_ids.dtype))
+        published = np.zeros(capacity, dtype=self.published.dtype)
+        members = np.zeros((capacity, categories), dtype=np.bool_)
+        sims = np.zeros((capacity, categories), dtype=self.sims.dtype)
+        ids[:n], published[:n] = self.ids, self.published
+        members[:n, :known], sims[:n, :known] = self.members, self.sims
+        arrays = {"ids": ids, "published": published, "members": members, "sims": sims}
+        return Storage(arrays, used=total)
 
     def to_arrays(self, *, derived: bool = False) -> dict[str, NDArray[Any]]:
         """The model as named plain arrays: the artifact's content. With ``derived``, also what
@@ -225,7 +319,7 @@ class CorpusModel:
             "vectors_indices": self.vectors.indices,
             "vectors_indptr": self.vectors.indptr,
             "vectors_shape": np.array(self.vectors.shape),
-            "terms": np.frombuffer(self.vocabulary.terms, dtype=np.uint8),
+            "terms": self.vocabulary.terms,
             "idf": self.vocabulary.idf,
         }
         if derived:
@@ -241,11 +335,14 @@ class CorpusModel:
 
     @staticmethod
     def from_arrays(
-        data: Mapping[str, NDArray[Any]], storage: Storage | None = None
+        data: Mapping[str, NDArray[Any]],
+        storage: Storage | None = None,
+        per_article: Storage | None = None,
     ) -> CorpusModel:
         """The model ``to_arrays`` gave, around the same arrays (no copy: they may be a
         read-only memory map). ``storage``: the vectors' entries with room to append, holding
-        the same values as ``vectors_data`` and ``vectors_indices`` (feed/model/shared.py)."""
+        the same values as ``vectors_data`` and ``vectors_indices``; ``per_article``: the
+        PER_ARTICLE arrays with room to append rows, likewise (feed/model/shared.py)."""
         found = int(data["format"]) if "format" in data else None
         if found != ARTIFACT_FORMAT:
             raise ValueError(f"model artifact format {found} does not match {ARTIFACT_FORMAT}")
@@ -258,10 +355,11 @@ class CorpusModel:
             sims=data["sims"],
             gram=data["gram"],
             vectors=_csr(data, "vectors"),
-            vocabulary=Vocabulary(data["terms"].tobytes(), data["idf"]),
+            vocabulary=Vocabulary(data["terms"], data["idf"]),
             centroids=centroids,
             storage=storage,
             row_table=data.get("row_table"),
+            per_article=per_article,
         )
 
     def to_bytes(self) -> bytes:
@@ -275,6 +373,11 @@ class CorpusModel:
     def from_bytes(blob: bytes) -> CorpusModel:
         with np.load(io.BytesIO(blob), allow_pickle=False) as data:
             return CorpusModel.from_arrays({name: data[name] for name in data.files})
+
+
+def _read_only(array: NDArray[Any]) -> NDArray[Any]:
+    array.flags.writeable = False
+    return array
 
 
 def _csr(data: Mapping[str, NDArray[Any]], name: str) -> sparse.csr_matrix:

@@ -1,9 +1,11 @@
-"""CSR matrices that grow by rows: a model extended with new articles appends their vectors to
-its parent's storage in place, instead of copying every row (66 MB at 100k articles)."""
+"""Arrays that grow by rows in place: a model extended with new articles appends their vectors,
+ids, times, categories and similarities to its parent's storage, instead of copying every row
+(66 MB of vectors and 15 MB of the rest at 100k articles)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -17,25 +19,28 @@ MIN_SPARE = 1024
 
 
 class Storage:
-    """The data and indices arrays behind a chain of matrices, each a prefix of the next.
+    """Arrays with room past their first ``used`` entries (rows, along the first axis), behind
+    a chain of models, each holding a prefix of the next's: a matrix's data and indices, or a
+    model's per-article arrays.
 
-    Only the longest may grow, and in place: no matrix reads past its own end, so writing
+    Only the longest may grow, and in place: no model reads past its own end, so writing
     there is safe while requests rank with the shorter ones.
     """
 
-    def __init__(
-        self, data: NDArray[np.float32], indices: NDArray[np.signedinteger[Any]], used: int
-    ) -> None:
-        self.data = data
-        self.indices = indices
+    def __init__(self, arrays: Mapping[str, NDArray[Any]], used: int) -> None:
+        self.arrays = dict(arrays)
+        self._capacity = min((len(array) for array in self.arrays.values()), default=0)
         self._used = used
         self._lock = threading.Lock()
 
+    def __getitem__(self, name: str) -> NDArray[Any]:
+        return self.arrays[name]
+
     def claim(self, start: int, count: int) -> bool:
-        """Take entries ``start..start+count`` to write: only past the longest matrix's end
+        """Take entries ``start..start+count`` to write: only past the longest model's end
         (``start``), and only while they fit."""
         with self._lock:
-            if start != self._used or start + count > len(self.data):
+            if start != self._used or start + count > self._capacity:
                 return False
             self._used = start + count
             return True
@@ -54,11 +59,11 @@ def set_rows(
     appending = np.array_equal(rows, np.arange(n, n + m))
     if appending and storage is not None and storage.claim(start, count):
         end = start + count
-        storage.data[start:end] = fresh.data
-        storage.indices[start:end] = fresh.indices
-        indptr = np.concatenate([base.indptr, start + fresh.indptr[1:]])
+        storage["data"][start:end] = fresh.data
+        storage["indices"][start:end] = fresh.indices
+        indptr = np.concatenate([base.indptr, start + fresh.indptr[1:]], dtype=base.indptr.dtype)
         matrix = sparse.csr_matrix(
-            (storage.data[:end], storage.indices[:end], indptr.astype(base.indptr.dtype)),
+            (storage["data"][:end], storage["indices"][:end], indptr),
             shape=(n + m, base.shape[1]),
         )
         return matrix, storage
@@ -112,4 +117,4 @@ def _copy(
     matrix = sparse.csr_matrix(
         (data[:used], indices[:used], indptr.astype(index_type)), shape=(total, base.shape[1])
     )
-    return matrix, Storage(data, indices, used)
+    return matrix, Storage({"data": data, "indices": indices}, used)

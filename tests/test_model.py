@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 from devtools.demo import generate_articles
-from recommender.model import CorpusModel, Doc, fit
+from recommender.model import PER_ARTICLE, CorpusModel, Doc, fit, make_vectorizer
 
 
 def docs_from_demo(count: int = 400) -> list[Doc]:
@@ -68,6 +69,37 @@ def test_vectorize_gives_the_rows_the_fit_gave():
     model = CorpusModel.from_bytes(fit(docs).to_bytes())
     rows = model.vectorize([d.text for d in docs[:20]])
     assert abs(rows - model.vectors[:20]).max() < 1e-6
+
+
+def test_vectorize_gives_the_floats_of_the_fits_vectorizer_with_every_term():
+    docs = docs_from_demo(300)
+    vocabulary = fit(docs).vocabulary
+    terms = bytes(vocabulary.terms).decode().split("\n")
+    reference = make_vectorizer(0)
+    reference.set_params(vocabulary={term: column for column, term in enumerate(terms)})
+    reference.idf_ = vocabulary.idf
+    texts = [
+        *(d.text for d in docs[250:]),
+        "",  # nothing
+        "the and of it",  # stop words only
+        "Zzyzx qwertyuiop",  # no known term
+        "Élections élections ÉLECTIONS health health health über-long-words",
+        f"{terms[0]} {terms[-1]} {terms[len(terms) // 2]} {terms[0]}",  # the first and last
+    ]
+    got = vocabulary.transform(texts)
+    want = sparse.csr_matrix(reference.transform(texts), dtype=np.float32)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.array_equal(got.indptr, want.indptr)
+    assert np.array_equal(got.indices, want.indices)
+    assert np.array_equal(got.data, want.data)  # the same floats, not close ones
+
+
+def test_every_term_is_found_in_its_column_and_no_other_word_is():
+    vocabulary = fit(docs_from_demo(200)).vocabulary
+    terms = bytes(vocabulary.terms).decode().split("\n")
+    assert [vocabulary.column(t) for t in terms] == list(range(len(terms)))
+    for word in ("", "a", "zzzzzz", terms[0][:-1], terms[-1] + "z", terms[3] + " "):
+        assert vocabulary.column(word) is None, word
 
 
 def test_an_appended_article_gets_a_row_like_a_refit_would_give():
@@ -147,7 +179,7 @@ def test_the_vocabulary_round_trips():
     docs = docs_from_demo(100)
     loaded = CorpusModel.from_bytes(fit(docs).to_bytes())
     again = CorpusModel.from_bytes(loaded.to_bytes())
-    assert again.vocabulary.terms == loaded.vocabulary.terms
+    assert np.array_equal(again.vocabulary.terms, loaded.vocabulary.terms)
     assert np.array_equal(again.vocabulary.idf, loaded.vocabulary.idf)
     assert abs(again.vectorize([docs[0].text]) - loaded.vectors[0]).max() < 1e-6
 
@@ -168,6 +200,65 @@ def test_a_prepared_model_is_the_same_and_grows_in_place():
     assert abs(branch.vectors[51] - branch.vectorize([docs[52].text])).max() < 1e-6
     assert abs(twice.vectors[:51] - once.vectors).max() == 0
     assert abs(branch.vectors[:51] - once.vectors).max() == 0
+    # The per-article arrays likewise: the first extension copies them (an in-memory model
+    # has no room), the next appends to that copy, a branch copies again.
+    for name in PER_ARTICLE:
+        assert np.shares_memory(getattr(once, name), getattr(twice, name)), name
+        assert not np.shares_memory(getattr(branch, name), getattr(twice, name)), name
+    assert list(twice.ids) == [d.id for d in docs[:52]]
+    assert list(branch.ids) == [d.id for d in [*docs[:51], docs[52]]]
+    assert twice.published[51] == docs[51].published and branch.published[51] == docs[52].published
+
+
+def appended(model: CorpusModel, docs: list[Doc]) -> CorpusModel:
+    """The reference for new articles of fitted categories: every array concatenated, as
+    extensions did before they wrote into room."""
+    fresh = model.vectorize([d.text for d in docs])
+    members = np.zeros((len(docs), len(model.slugs)), dtype=np.bool_)
+    for row, doc in enumerate(docs):
+        assert set(doc.categories) <= set(model.slugs)
+        members[row, model.category_index(list(doc.categories))] = True
+    return CorpusModel(
+        np.concatenate([model.ids, np.array([d.id for d in docs])]),
+        np.concatenate([model.published, [d.published for d in docs]]),
+        model.slugs,
+        np.concatenate([model.members, members]),
+        np.concatenate([model.sims, (fresh @ model.fitted_centroids.T).toarray()]),
+        model.gram,
+        sparse.vstack([model.vectors, fresh], format="csr"),
+        model.vocabulary,
+        model.fitted_centroids,
+    )
+
+
+def same_arrays(one: CorpusModel, other: CorpusModel) -> bool:
+    return (
+        all(np.array_equal(getattr(one, n), getattr(other, n)) for n in (*PER_ARTICLE, "gram"))
+        and one.slugs == other.slugs
+        and (one.vectors != other.vectors).nnz == 0
+    )
+
+
+def test_appending_in_place_gives_the_arrays_of_concatenating():
+    docs = docs_from_demo(80)
+    model = fit(docs[:60]).prepared()
+    once = model.with_articles(docs[60:70])
+    twice = once.with_articles(docs[70:])
+    assert same_arrays(once, appended(model, docs[60:70]))
+    assert same_arrays(twice, appended(appended(model, docs[60:70]), docs[70:]))
+    for name in PER_ARTICLE:  # the model extended is left as it was, and read-only
+        assert not getattr(twice, name).flags.writeable, name
+        assert len(getattr(model, name)) == 60
+
+
+def test_a_longer_id_than_any_before_widens_a_copy_of_the_ids():
+    docs = docs_from_demo(30)
+    once = fit(docs[:20]).with_articles(docs[20:25])
+    long_id = "x" * (once.ids.dtype.itemsize // 4 + 5)
+    twice = once.with_articles([Doc(long_id, docs[25].text, docs[25].categories, 1.0)])
+    assert twice.ids[-1] == long_id and list(twice.ids[:-1]) == list(once.ids)
+    assert not np.shares_memory(twice.ids, once.ids)
+    assert twice.row_of[long_id] == 25
 
 
 def test_a_model_is_built_around_its_arrays_without_copying_them():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mmap
 import os
 import time
 from collections.abc import Iterator
@@ -20,10 +21,10 @@ from feed.model import store as model_store
 from feed.model.keeper import ModelKeeper
 from feed.model.shared import KEEP_FILES, SharedModels
 from feed.model.store import ModelMeta
-from recommender.model import CorpusModel, Doc, fit
+from recommender.model import PER_ARTICLE, CorpusModel, Doc, fit
 from recommender.ranker import RankRequest
 from recommender.tfidf import TfidfRanker
-from tests.test_model import docs_from_demo
+from tests.test_model import appended, docs_from_demo
 
 DOCS = docs_from_demo(300)
 NOW = max(d.published for d in DOCS) + 3600
@@ -68,6 +69,27 @@ def ranking(model: CorpusModel) -> list[list[tuple[str, float, str]]]:
     ]
 
 
+def in_file(array: np.ndarray) -> bool:
+    """Whether ``array`` is a view of a memory map, not of this process's heap."""
+    base = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
+
+
+def private_kb(path: Path) -> int:
+    """This process's own pages (kB) in its mappings of ``path``: the ones it wrote, copied
+    on write (anonymous memory; the file's pages are the page cache's, however dirty)."""
+    total, inside = 0, False
+    for line in Path(f"/proc/{os.getpid()}/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:  # a mapping's first line
+            inside = fields[-1] == str(path)
+        elif inside and fields[0] == "Anonymous:":
+            total += int(fields[1])
+    return total
+
+
 def mapped_files(directory: Path) -> list[str]:
     """Mappings of this process into files of ``directory``."""
     maps = Path(f"/proc/{os.getpid()}/maps").read_text().splitlines()
@@ -91,31 +113,92 @@ def test_every_array_of_a_mapped_model_is_read_only(redis_client, tmp_path):
     arrays = model.to_arrays(derived=True)
     assert model.centroids is not None  # from the file, not derived again
     for name, array in arrays.items():
-        if name not in ("format", "slugs", "vectors_shape", "centroids_shape", "terms"):
-            assert not array.flags.writeable, name
+        if name not in ("format", "slugs", "vectors_shape", "centroids_shape"):
+            assert not array.flags.writeable and in_file(array), name
     with pytest.raises(ValueError, match="read-only"):
         model.sims[0, 0] = 1.0
     with pytest.raises(ValueError, match="read-only"):
         model.vectors.data[0] = 1.0
+    # An extended model's arrays are the file's too (its private map), as read-only: the
+    # rows past them are the next extension's to write.
+    extended = model.with_articles([Doc("new", "vaccine trial", (model.slugs[0],), NOW)])
+    arrays = extended.to_arrays()
+    for name in (*PER_ARTICLE, "terms", "idf"):
+        assert not arrays[name].flags.writeable and in_file(arrays[name]), name
+    assert in_file(arrays["vectors_data"]) and in_file(arrays["vectors_indices"])
+    with pytest.raises(ValueError, match="read-only"):
+        extended.ids[-1] = "other"
 
 
-def test_articles_extend_a_mapped_model_without_writing_the_file(redis_client, tmp_path):
+def test_articles_extend_a_mapped_model_in_the_files_room_without_writing_the_file(
+    redis_client, tmp_path
+):
     meta = publish(redis_client)
     model = load(redis_client, tmp_path, meta).prepared()
     (path,) = tmp_path.glob("model-*")
     before = hashlib.sha256(path.read_bytes()).hexdigest()
-    first = [Doc("breaking-1", "vaccine trial results hospital doctors", (model.slugs[0],), NOW)]
-    second = [Doc("breaking-2", "election campaign vote", ("new-category",), NOW)]
-    extended = model.with_articles(first).with_articles(second)
-    assert extended.size == model.size + 2
-    in_memory = CorpusModel.from_bytes(FITTED.to_bytes()).prepared()
-    assert ranking(extended) == ranking(in_memory.with_articles(first).with_articles(second))
-    assert extended.storage is model.storage  # appended in the file's room, copy-on-write
+    fitted = ranking(model)
+    batches = [
+        [Doc("breaking-1", "vaccine trial results hospital doctors", (model.slugs[0],), NOW)],
+        [
+            Doc("breaking-2", "election campaign vote", (model.slugs[1],), NOW - 60),
+            Doc("breaking-3", "storm floods coast", (model.slugs[2], model.slugs[0]), NOW),
+        ],
+        [Doc("b-4", "markets rally on earnings", (model.slugs[3],), NOW - 7200)],
+    ]
+    extended, in_memory = model, CorpusModel.from_bytes(FITTED.to_bytes())
+    reference = in_memory
+    for batch in batches:  # each extension appends to the last one's rows
+        extended = extended.with_articles(batch)
+        in_memory = in_memory.with_articles(batch)
+        reference = appended(reference, batch)
+        assert ranking(extended) == ranking(in_memory) == ranking(reference)
+        assert extended.storage is model.storage and extended.per_article is model.per_article
+        for array in (extended.vectors.data, *(getattr(extended, n) for n in PER_ARTICLE)):
+            assert in_file(array)  # no copy in this process's heap
+    assert extended.size == model.size + 4
+    assert list(extended.ids[-4:]) == ["breaking-1", "breaking-2", "breaking-3", "b-4"]
+    assert ranking(model) == fitted, "the model extended is left as it was"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     # Another process mapping the file now sees the fitted model, not this one's articles.
     again = load(redis_client, tmp_path, meta)
     assert again.size == model.size
     assert ranking(again) == ranking(CorpusModel.from_bytes(FITTED.to_bytes()))
+
+
+def test_a_process_owns_only_the_pages_its_articles_were_written_to(redis_client, tmp_path):
+    model = load(redis_client, tmp_path, publish(redis_client)).prepared()
+    (path,) = tmp_path.glob("model-*")
+    ranking(model)  # every array read: read pages stay the host's
+    assert private_kb(path) == 0
+    docs = [Doc(f"new-{n}", f"story {n} about vaccines", (model.slugs[0],), NOW) for n in range(3)]
+    extended = model.with_articles(docs[:1]).with_articles(docs[1:])
+    ranking(extended)
+    # At most two pages of each array appended to: the one its rows ended in, the next.
+    grown = len(PER_ARTICLE) + len(shared.GROWABLE)
+    assert 0 < private_kb(path) <= grown * 2 * mmap.PAGESIZE // 1024
+
+
+def test_a_replaced_row_or_a_new_category_extends_a_copy(redis_client, tmp_path):
+    """What cannot be appended in place is copied, ranks as in memory, and leaves the file."""
+    meta = publish(redis_client)
+    model = load(redis_client, tmp_path, meta).prepared()
+    (path,) = tmp_path.glob("model-*")
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    known = str(model.ids[7])
+    batches = [
+        [Doc(known, "election campaign vote", (model.slugs[1],), NOW)],  # replaced
+        [Doc("space-1", "rocket launch orbit", ("space-race",), NOW)],  # a new category
+        [Doc("after", "vaccine trial results", (model.slugs[0],), NOW)],
+    ]
+    extended, in_memory = model, CorpusModel.from_bytes(FITTED.to_bytes())
+    for batch in batches:
+        extended = extended.with_articles(batch)
+        in_memory = in_memory.with_articles(batch)
+        assert ranking(extended) == ranking(in_memory)
+        assert not in_file(extended.sims) and not in_file(extended.ids)
+    assert extended.row_of[known] == 7 and extended.slugs[-1] == "space-race"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
 
 @pytest.mark.parametrize("unusable", ["a file in the way", "others can write"])

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from feed.model.store import ModelMeta
-from recommender.model import ARTIFACT_FORMAT, CorpusModel
+from recommender.model import ARTIFACT_FORMAT, PER_ARTICLE, CorpusModel
 from recommender.rows import Storage, capacity_for
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,9 @@ LOCK_NAME = ".write.lock"  # held by the one process writing a file
 KEEP_FILES = 2
 # A temporary file this old belongs to a writer that died mid-way.
 STALE_TEMP_SECONDS = 10 * 60
-# The vectors' entries: written with room to append (recommender/rows.py), which a process
-# maps copy-on-write, so articles written after the fit cost it only the pages they touch.
+# Written with room to append (recommender/rows.py), which a process maps copy-on-write, so
+# articles written after the fit cost it only the pages they touch: the vectors' entries here,
+# and the arrays of a row per article (PER_ARTICLE).
 GROWABLE = ("vectors_data", "vectors_indices")
 
 
@@ -160,11 +161,13 @@ def file_name(meta: ModelMeta) -> str:
 def open_model(path: Path) -> CorpusModel:
     """The model in ``path``, around read-only maps of its arrays (no copy)."""
     arrays, growable = map_arrays(path)
-    storage = None
+    storage = per_article = None
     if all(name in growable for name in GROWABLE):
         used = len(arrays["vectors_data"])
-        storage = Storage(growable["vectors_data"], growable["vectors_indices"], used)
-    return CorpusModel.from_arrays(arrays, storage)
+        storage = Storage({name[len("vectors_") :]: growable[name] for name in GROWABLE}, used)
+    if all(name in growable for name in PER_ARTICLE):
+        per_article = Storage({name: growable[name] for name in PER_ARTICLE}, len(arrays["ids"]))
+    return CorpusModel.from_arrays(arrays, storage, per_article)
 
 
 def write_arrays(path: Path, arrays: Mapping[str, NDArray[Any]], room: Mapping[str, int]) -> None:
@@ -222,17 +225,21 @@ def map_arrays(path: Path) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[A
             raise ValueError(f"model file truncated at {name}")
         arrays[name] = np.frombuffer(shared, dtype, count, entry["offset"]).reshape(shape)
         if entry["room"] and private is not None:
-            growable[name] = np.frombuffer(private, dtype, count + entry["room"], entry["offset"])
+            whole = np.frombuffer(private, dtype, count + entry["room"], entry["offset"])
+            growable[name] = whole.reshape((-1, *shape[1:]))  # room for whole rows
     return arrays, growable
 
 
 def _room(model: CorpusModel) -> dict[str, int]:
-    """Room to append articles to the vectors, as a copy in memory would have."""
+    """Room to append articles to the vectors and the per-article arrays, as the copies an
+    extension makes in memory would have (elements, of whole rows)."""
+    rows = capacity_for(model.size) - model.size
+    room = {name: rows * math.prod(getattr(model, name).shape[1:]) for name in PER_ARTICLE}
     used = len(model.vectors.data)
     capacity = capacity_for(used)
-    if capacity > np.iinfo(model.vectors.indices.dtype).max:
-        return {}  # its indices could not address the room: extensions copy
-    return dict.fromkeys(GROWABLE, capacity - used)
+    if capacity <= np.iinfo(model.vectors.indices.dtype).max:  # its indices address the room
+        room |= dict.fromkeys(GROWABLE, capacity - used)
+    return room
 
 
 def _check_directory(directory: Path) -> None:
