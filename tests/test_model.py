@@ -7,7 +7,8 @@ import pytest
 from scipy import sparse
 
 from devtools.demo import generate_articles
-from recommender.model import PER_ARTICLE, CorpusModel, Doc, fit, make_vectorizer
+from recommender.model import PER_ARTICLE, CorpusModel, Doc, fit
+from recommender.vocabulary import make_vectorizer
 
 
 def docs_from_demo(count: int = 400) -> list[Doc]:
