@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import redis
 
+from bench import agnews
 from feed.model import shared
 from feed.model import store as model_store
 from feed.model.keeper import ModelKeeper
@@ -284,3 +285,22 @@ def test_an_artifact_is_read_in_ranges(redis_client, monkeypatch):
     monkeypatch.setattr(model_store, "READ_CHUNK_BYTES", 1000)
     assert model_store.load_artifact(redis_client, meta.version) == FITTED.to_bytes()
     assert model_store.load_artifact(redis_client, meta.version + 1) is None
+
+
+@pytest.mark.skipif(agnews.path() is None, reason="AG News is not on this machine")
+def test_on_real_news_a_mapped_model_extended_by_breaking_stories_ranks_as_in_memory(
+    redis_client, tmp_path
+):
+    docs = [story.doc() for story in agnews.load(now=NOW)]
+    fitted, breaking = docs[:-60], docs[-60:]
+    model = fit(fitted)
+    mapped = load(redis_client, tmp_path, publish(redis_client, model)).prepared()
+    in_memory = reference = CorpusModel.from_bytes(model.to_bytes())
+    assert ranking(mapped) == ranking(in_memory)
+    for start in range(0, len(breaking), 20):  # three extensions, each on the last
+        batch = breaking[start : start + 20]
+        mapped = mapped.with_articles(batch)
+        in_memory = in_memory.with_articles(batch)
+        reference = appended(reference, batch)
+        assert ranking(mapped) == ranking(in_memory) == ranking(reference)
+    assert in_file(mapped.vectors.data) and mapped.size == len(docs)
