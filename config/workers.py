@@ -164,12 +164,9 @@ class BufferingThreadWorker(gthread.ThreadWorker):
             conn.paused = True
             self.paused.append(conn)
             return
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = _receive(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:  # the client went away
             self._leave(conn)
             self._close(conn)
@@ -257,12 +254,9 @@ class BufferingThreadWorker(gthread.ThreadWorker):
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_closing, conn))
 
     def _on_closing(self, conn: BufferedConn, _sock: Any) -> None:
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = _receive(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         conn.drained += len(data)
         if not data or conn.drained > CLOSE_DRAIN_BYTES:
             self._close(conn)
@@ -371,3 +365,14 @@ class BufferingThreadWorker(gthread.ThreadWorker):
 
 def _ip(addr: Any) -> str:
     return str(addr[0]) if isinstance(addr, tuple) and addr else ""
+
+
+def _receive(conn: BufferedConn) -> bytes | None:
+    """What the client sent, up to RECV_BYTES: None when nothing is there yet, b"" when it went
+    away (a reset counts as gone)."""
+    try:
+        return conn.sock.recv(RECV_BYTES)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
