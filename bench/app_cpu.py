@@ -18,8 +18,6 @@ from typing import Any
 
 from werkzeug.test import EnvironBuilder
 
-from api import create_app
-from api.extensions import EXTENSION
 from api.hot_path import FeedHotPath
 from bench.common import PAGE_LIMIT, PER_IP_LIMIT, log, median
 from bench.context import Bench
@@ -37,33 +35,23 @@ def app_cpu(bench: Bench, users: Sequence[str], auth: dict[str, str]) -> None:
     url = bench.server.url
     os.environ.setdefault(ENV_PREFIX + "REDIS_URL", url)  # bench/floor.py reads it at import
     floor: Any = importlib.import_module("bench.floor")
-    app = create_app(
-        {
-            "redis_url": url,
-            "jwt_secret": bench.secret,
-            "auto_reindex": False,
-            "rate_limit_per_ip": PER_IP_LIMIT,
-        }
-    )
-    hot = app.wsgi_app
-    if not isinstance(hot, FeedHotPath):
-        raise RuntimeError("the app was built without its hot path")
     feed_environs = [_environ(f"/v1/users/{u}/feed?limit={PAGE_LIMIT}", auth[u]) for u in users]
     floor_environs = [_environ("/floor", auth[u]) for u in users]
-    paths: dict[str, tuple[Wsgi, list[dict[str, Any]]]] = {
-        "floor view": (floor.app.wsgi_app, floor_environs),
-        "feed through Flask": (hot.flask_app, feed_environs),
-        "feed through the hot path": (hot, feed_environs),
-    }
-    samples: dict[str, list[float]] = {name: [] for name in paths}
-    try:
+    with bench.app(rate_limit_per_ip=PER_IP_LIMIT) as app:
+        hot = app.wsgi_app
+        if not isinstance(hot, FeedHotPath):
+            raise RuntimeError("the app was built without its hot path")
+        paths: dict[str, tuple[Wsgi, list[dict[str, Any]]]] = {
+            "floor view": (floor.app.wsgi_app, floor_environs),
+            "feed through Flask": (hot.flask_app, feed_environs),
+            "feed through the hot path": (hot, feed_environs),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in paths}
         for wsgi, environs in paths.values():
             _per_request_us(wsgi, environs, REQUESTS // 10)  # warm: connections, caches
         for _ in range(ROUNDS):
             for name, (wsgi, environs) in paths.items():
                 samples[name].append(_per_request_us(wsgi, environs, REQUESTS))
-    finally:
-        app.extensions[EXTENSION].close()
     floor_us = median(samples["floor view"])
     for name, found in samples.items():
         us = median(found)

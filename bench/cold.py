@@ -7,7 +7,6 @@ import random
 import time
 from dataclasses import dataclass
 
-from api import create_app
 from api.extensions import EXTENSION
 from bench.common import INGEST_BATCH, PAGE_LIMIT, follow_sets, log, median, percentile, to_article
 from bench.context import Bench
@@ -62,19 +61,8 @@ class ColdTimes:
 
 
 def cold_feeds(bench: Bench, size: int) -> None:
-    overrides = {
-        "redis_url": bench.server.url,
-        "jwt_secret": bench.secret,
-        "auto_reindex": False,
-        "log_level": "warning",
-    }
-    app = create_app(overrides)
-    svc: Services = app.extensions[EXTENSION]
-    try:
-        times = _measure(svc, size, bench.profile.cold_users)
-    finally:
-        svc.keeper.stop()
-        svc.redis.close()
+    with bench.app() as app:
+        times = _measure(app.extensions[EXTENSION], size, bench.profile.cold_users)
     _report_cold(bench, size, times)
 
 

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from flask import Flask
 
+from api import create_app
+from api.extensions import EXTENSION
 from bench.common import (
     HOST,
     PAGE_LIMIT,
@@ -77,6 +80,22 @@ class Bench:
             f"store {result.store_seconds:.1f}s"
         )
         return result
+
+    @contextmanager
+    def app(self, **overrides: object) -> Iterator[Flask]:
+        """The service's app in this process, on the bench's Redis, without background refits
+        (the sections time their own); its services are closed afterwards."""
+        settings = {
+            "redis_url": self.server.url,
+            "jwt_secret": self.secret,
+            "auto_reindex": False,
+            "log_level": "warning",
+        }
+        made = create_app({**settings, **overrides})
+        try:
+            yield made
+        finally:
+            made.extensions[EXTENSION].close()
 
     def service_env(self, redis_url: str) -> dict[str, str]:
         """The environment of a benchmarked gunicorn: shipped config, this run's Redis."""

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import redis
 
-from api import create_app
 from api.extensions import EXTENSION
 from bench.common import HOST, PAGE_LIMIT, first_page, follow_sets, http_post, log, percentile
 from bench.context import Bench
@@ -99,20 +98,12 @@ def _click(r: redis.Redis, port: int, readers: Readers) -> None:
 def _in_process(bench: Bench, readers: Readers) -> tuple[list[float], list[float]]:
     """Milliseconds of FeedService.page (misses) and of the bare ranker, per reader."""
     settings = bench.settings()
-    app = create_app(
-        {
-            "redis_url": bench.server.url,
-            "jwt_secret": bench.secret,
-            "auto_reindex": False,
-            "log_level": "warning",
-        }
-    )
-    svc: Services = app.extensions[EXTENSION]
-    ranker = TfidfRanker(half_life_hours=settings.freshness_half_life_hours)
-    timed = readers.names[:HISTORY_READERS]
-    built: list[float] = []
-    ranked: list[float] = []
-    try:
+    with bench.app() as app:
+        svc: Services = app.extensions[EXTENSION]
+        ranker = TfidfRanker(half_life_hours=settings.freshness_half_life_hours)
+        timed = readers.names[:HISTORY_READERS]
+        built: list[float] = []
+        ranked: list[float] = []
         svc.feed.page(readers.names[-1], PAGE_LIMIT)  # loads the model (and its extension)
         for reader in timed:
             t0 = time.perf_counter()
@@ -134,7 +125,4 @@ def _in_process(bench: Bench, readers: Readers) -> tuple[list[float], list[float
             t0 = time.perf_counter()
             ranker.rank(loaded.model, request)
             ranked.append((time.perf_counter() - t0) * 1000)
-    finally:
-        svc.keeper.stop()
-        svc.redis.close()
     return built, ranked

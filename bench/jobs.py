@@ -22,7 +22,6 @@ from typing import Any
 import redis
 from rq import Worker
 
-from api import create_app
 from api.extensions import EXTENSION
 from bench.common import follow_sets, log, store_corpus
 from bench.context import Bench
@@ -113,15 +112,9 @@ def _one_run(r: redis.Redis) -> tuple[float, float, int]:
 
 
 def _next_requests_hit(bench: Bench, sample: list[str]) -> int:
-    app = create_app(
-        {"redis_url": bench.server.url, "jwt_secret": bench.secret, "auto_reindex": False}
-    )
-    svc: Services = app.extensions[EXTENSION]
-    try:
+    with bench.app() as app:
+        svc: Services = app.extensions[EXTENSION]
         return sum(svc.feed.page(user, precompute.PAGE_LIMIT).cache_hit for user in sample)
-    finally:
-        svc.keeper.stop()
-        svc.redis.close()
 
 
 @contextmanager

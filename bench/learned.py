@@ -22,7 +22,6 @@ import time
 
 import redis
 
-from api import create_app
 from api.extensions import EXTENSION
 from bench.common import PAGE_LIMIT, follow_sets, log, percentile
 from bench.context import Bench
@@ -176,36 +175,28 @@ def _every_feature() -> LinearModel:
 
 
 def _cold(bench: Bench, size: int) -> tuple[list[float], list[float]]:
-    app = create_app(
-        {
-            "redis_url": bench.server.url,
-            "jwt_secret": bench.secret,
-            "auto_reindex": False,
-            "log_level": "warning",
-        }
-    )
-    svc: Services = app.extensions[EXTENSION]
-    settings = svc.settings
-    # The same service with the learned ranker as its default (as a variant would have it).
-    learned_feed = FeedService(
-        svc.redis,
-        svc.keeper,
-        Variants(svc.redis, LearnedRanker(half_life_hours=settings.freshness_half_life_hours)),
-        Popularity(svc.redis, settings.popularity_half_life_hours),
-        CursorCodec(settings.cursor_secret or settings.jwt_secret),
-        feed_size=settings.feed_size,
-        feed_ttl=settings.feed_ttl_seconds,
-        cursor_ttl=settings.cursor_ttl_seconds,
-        learned=learned_store.LearnedModels(svc.redis, settings.model_poll_seconds),
-    )
-    users = bench.profile.cold_users
-    rng = random.Random(size + 7)
-    follows = follow_sets(2 * users + 2, rng)
-    names = [f"learncold{size}-{n}" for n in range(2 * users + 2)]
-    for name, followed in zip(names, follows, strict=True):
-        subscriptions.replace(svc.redis, name, followed)
-    timings: dict[str, list[float]] = {"tfidf": [], "learned": []}
-    try:
+    with bench.app() as app:
+        svc: Services = app.extensions[EXTENSION]
+        settings = svc.settings
+        # The same service with the learned ranker as its default (as a variant would have it).
+        learned_feed = FeedService(
+            svc.redis,
+            svc.keeper,
+            Variants(svc.redis, LearnedRanker(half_life_hours=settings.freshness_half_life_hours)),
+            Popularity(svc.redis, settings.popularity_half_life_hours),
+            CursorCodec(settings.cursor_secret or settings.jwt_secret),
+            feed_size=settings.feed_size,
+            feed_ttl=settings.feed_ttl_seconds,
+            cursor_ttl=settings.cursor_ttl_seconds,
+            learned=learned_store.LearnedModels(svc.redis, settings.model_poll_seconds),
+        )
+        users = bench.profile.cold_users
+        rng = random.Random(size + 7)
+        follows = follow_sets(2 * users + 2, rng)
+        names = [f"learncold{size}-{n}" for n in range(2 * users + 2)]
+        for name, followed in zip(names, follows, strict=True):
+            subscriptions.replace(svc.redis, name, followed)
+        timings: dict[str, list[float]] = {"tfidf": [], "learned": []}
         svc.feed.page(names[-1], PAGE_LIMIT)  # loads the model, untimed
         learned_feed.page(names[-2], PAGE_LIMIT)  # and the learned model
         for n in range(users):
@@ -216,9 +207,6 @@ def _cold(bench: Bench, size: int) -> tuple[list[float], list[float]]:
                 timings[kind].append((time.perf_counter() - t0) * 1000)
                 if page.cache_hit or len(json.loads(page.body)["items"]) != PAGE_LIMIT:
                     raise RuntimeError(f"{kind} cold page for {name} was not a full miss")
-    finally:
-        svc.keeper.stop()
-        svc.redis.close()
     log(
         f"cold pages at {size:,}: tfidf p50 {percentile(timings['tfidf'], 50):.1f} ms, "
         f"learned p50 {percentile(timings['learned'], 50):.1f} ms"
